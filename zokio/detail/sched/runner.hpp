@@ -74,6 +74,9 @@ public:
   // thread.
   void start(uring_operation* op);
 
+  // Counts timer waits that expired without passing through a timer queue.
+  void note_timers_fired(std::uint64_t n) noexcept { timers_fired_.add(n); }
+
   // Operations this runner has in the kernel (not counting its wake-up read).
   std::size_t in_flight() const noexcept { return in_flight_; }
 

@@ -144,11 +144,13 @@ public:
 
     bool earliest = false;
     bool due_now = false;
+    runner* here = scheduler_.this_thread_runner();
     {
       std::lock_guard<std::mutex> lock(queue_.mutex());
-      // A wait that is already due and would come first anyway skips the
-      // heap (zero-length waits used to yield cost no heap work).
-      if (queue_.is_before_all(impl.expiry) && !(Clock::now() < impl.expiry))
+      // On a thread that runs the context, a wait that is already due and
+      // would come first anyway skips the heap (zero-length waits used to
+      // yield cost no heap work).
+      if (here && queue_.is_before_all(impl.expiry) && !(Clock::now() < impl.expiry))
       {
         op->ec_ = boost::system::error_code();
         due_now = true;
@@ -161,7 +163,8 @@ public:
     if (due_now)
     {
       // Completed through the ready queue, never inside this function.
-      scheduler_.post_deferred(op);
+      here->note_timers_fired(1);
+      here->push_ready(op);
       return;
     }
     if (earliest)

@@ -121,8 +121,10 @@ public:
       s.first_ = op;
     s.last_ = op;
     pending_.fetch_add(1, std::memory_order_relaxed);
+    // A new earliest expiry is known exactly without consulting the index
+    // (whose top() would sort the next bucket ahead of time).
     if (earliest)
-      publish_earliest();
+      earliest_ns_.store(to_ns(expiry), std::memory_order_release);
     return earliest;
   }
 

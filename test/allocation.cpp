@@ -7,6 +7,7 @@
 #include <zokio/io_context.hpp>
 #include <zokio/timer/steady_timer.hpp>
 #include <zokio/detail/uring/ops/nop_op.hpp>
+#include <zokio/ip/tcp.hpp>
 
 #define BOOST_TEST_MODULE allocation
 #include <boost/test/unit_test.hpp>
@@ -15,6 +16,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/asio/read.hpp>
 
 #include <atomic>
 #include <cstdlib>
@@ -188,4 +191,98 @@ BOOST_AUTO_TEST_CASE(kernel_operation_chain_allocates_nothing)
   BOOST_TEST(allocations.load() - at_start == 0);
   auto s = ctx.statistics();
   BOOST_TEST(s.completions >= static_cast<std::uint64_t>(warm_up + measured));
+}
+
+namespace {
+
+// Two connected loopback sockets (blocking calls, before counting starts).
+std::pair<zokio::ip::tcp::socket, zokio::ip::tcp::socket> socket_pair(zokio::io_context& ctx)
+{
+  using zokio::ip::tcp;
+  tcp::acceptor acceptor(ctx, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  tcp::socket a(ctx), b(ctx);
+  a.connect(acceptor.local_endpoint());
+  acceptor.accept(b);
+  return {std::move(a), std::move(b)};
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(socket_read_write_chain_allocates_nothing)
+{
+  // Ping-pong of 64-byte messages with callbacks: write_some, read_some,
+  // and the composed async_write / async_read on top.
+  zokio::io_context ctx;
+  auto [a, b] = socket_pair(ctx);
+  long at_start = 0;
+  int count = 0;
+  constexpr int rounds = 20000;
+  char out[64] = {1, 2, 3};
+  char in[64];
+  char echo[64];
+  struct ping
+  {
+    zokio::ip::tcp::socket* a;
+    zokio::ip::tcp::socket* b;
+    char* out;
+    char* in;
+    char* echo;
+    int* count;
+    long* at_start;
+    void operator()(error_code ec, std::size_t)
+    {
+      BOOST_TEST(!ec);
+      if (++*count == warm_up)
+        *at_start = allocations.load();
+      if (*count == rounds)
+        return;
+      auto self = *this;
+      asio::async_write(*a, asio::buffer(out, 64), [self](error_code ec, std::size_t) mutable {
+        BOOST_TEST(!ec);
+        self.b->async_read_some(asio::buffer(self.echo, 64), [self](error_code ec, std::size_t n) mutable {
+          BOOST_TEST(!ec);
+          self.b->async_write_some(asio::buffer(self.echo, n), [self](error_code ec, std::size_t) mutable {
+            BOOST_TEST(!ec);
+            asio::async_read(*self.a, asio::buffer(self.in, 64), self);
+          });
+        });
+      });
+    }
+  };
+  asio::post(ctx, [&] { ping{&a, &b, out, in, echo, &count, &at_start}(error_code(), 0); });
+  ctx.run();
+  BOOST_TEST(count == rounds);
+  BOOST_TEST(allocations.load() - at_start == 0);
+}
+
+BOOST_AUTO_TEST_CASE(coroutine_socket_echo_allocates_nothing)
+{
+  zokio::io_context ctx;
+  auto [a, b] = socket_pair(ctx);
+  long at_start = 0;
+  int count = 0;
+  constexpr int rounds = 20000;
+  asio::co_spawn(ctx, [&, &b = b]() -> asio::awaitable<void> {
+    char buf[256];
+    for (;;)
+    {
+      std::size_t n = co_await b.async_read_some(asio::buffer(buf), asio::use_awaitable);
+      co_await asio::async_write(b, asio::buffer(buf, n), asio::use_awaitable);
+    }
+  }, [](std::exception_ptr) {});
+  asio::co_spawn(ctx, [&, &a = a, &b = b]() -> asio::awaitable<void> {
+    char msg[100] = {9}, got[100];
+    for (int i = 0; i < rounds; ++i)
+    {
+      if (i == warm_up)
+        at_start = allocations.load();
+      co_await asio::async_write(a, asio::buffer(msg), asio::use_awaitable);
+      co_await asio::async_read(a, asio::buffer(got), asio::use_awaitable);
+      ++count;
+    }
+    BOOST_TEST(allocations.load() - at_start == 0);
+    b.close(); // ends the echo loop
+  }, asio::detached);
+  ctx.run();
+  BOOST_TEST(count == rounds);
 }

@@ -204,5 +204,16 @@ void runner::sleep(std::int64_t timeout_ns)
     throw_errno(-r, "io_uring_submit_and_wait_timeout");
 }
 
+void runner::post_remote(operation* op) noexcept
+{
+  remote_.push(op);
+  if (sleeping_.load(std::memory_order_seq_cst)
+      && sleeping_.exchange(false, std::memory_order_seq_cst))
+  {
+    std::uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof(one));
+  }
+}
+
 } // namespace detail
 } // namespace zokio

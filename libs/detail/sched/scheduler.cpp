@@ -86,6 +86,8 @@ void scheduler::shutdown()
   {
     r->ready_.clear();
     r->backlog_.clear();
+    while (operation* op = r->remote_.pop())
+      op->destroy();
     if (!r->ring_ || r->in_flight_ == 0)
       continue;
 
@@ -300,6 +302,14 @@ bool scheduler::housekeeping(runner& r)
     inject_.unlock_consumer();
   }
 
+  // Work handed to this runner in particular (only its owner consumes).
+  if (r.remote_.maybe_nonempty_relaxed() && r.remote_.try_lock_consumer())
+  {
+    if (r.remote_.pop_into(r.ready_, inject_batch) != 0)
+      got = true;
+    r.remote_.unlock_consumer();
+  }
+
   for (timer_queue_base* q = timer_queues_.load(std::memory_order_acquire); q; q = q->next_queue_)
   {
     if (q->pending() != 0)
@@ -398,7 +408,8 @@ std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
       if (!r.wake_armed_)
         r.arm_wakeup();
       r.sleeping_.store(true, std::memory_order_seq_cst);
-      if (inject_.maybe_nonempty() || stopped_.load(std::memory_order_seq_cst))
+      if (inject_.maybe_nonempty() || r.remote_.maybe_nonempty()
+          || stopped_.load(std::memory_order_seq_cst))
       {
         r.sleeping_.store(false, std::memory_order_relaxed);
         continue;

@@ -3,6 +3,7 @@
 #define ZOKIO_DETAIL_SCHED_RUNNER_HPP
 
 #include <zokio/detail/config.hpp>
+#include <zokio/detail/sched/inject_queue.hpp>
 #include <zokio/detail/sched/op_queue.hpp>
 #include <zokio/detail/uring/ring.hpp>
 #include <zokio/detail/uring/uring_operation.hpp>
@@ -120,6 +121,18 @@ private:
       handlers_run_, sleeps_, wakeups_, timers_fired_, rings_;
 
   runner* next_ = nullptr;            // scheduler's list; immutable once published
+
+public:
+  // Queues op to run on this runner's thread and no other (it acts on this
+  // runner's ring: a cancellation of an operation in flight here). Any
+  // thread; the caller has counted op as outstanding work. Wakes the runner
+  // if it sleeps (the same handshake as scheduler::wake_one).
+  void post_remote(operation* op) noexcept;
+
+private:
+  // Operations other threads handed to this runner (post_remote); drained
+  // into ready_ by the owner thread during housekeeping.
+  inject_queue remote_;
 };
 
 } // namespace detail

@@ -1,0 +1,196 @@
+// libs/detail/uring/socket_op.cpp: start, completion gate and cancellation of
+// socket operations (the protocol is at the top of socket_op.hpp).
+#include <zokio/detail/uring/socket_op.hpp>
+#include <zokio/detail/uring/socket_service.hpp>
+
+namespace zokio {
+namespace detail {
+
+void socket_op::start(scheduler& s)
+{
+  socket_state& st = *state_;
+  runner* r = s.this_thread_runner();
+  st.lock_.lock();
+  link_prev_ = nullptr;
+  link_next_ = st.ops_;
+  if (st.ops_)
+    st.ops_->link_prev_ = this;
+  st.ops_ = this;
+  home_ = r;
+  st.lock_.unlock();
+
+  if (r)
+  {
+    r->work_started();
+    r->start(this);
+  }
+  else
+  {
+    // Not on a thread of this context: a running thread submits it.
+    set_func(&start_step);
+    s.work_started();
+    s.post_deferred(this);
+  }
+}
+
+void socket_op::start_step(scheduler* owner, operation* base)
+{
+  auto* o = static_cast<socket_op*>(base);
+  o->set_func(o->complete_);
+  if (owner == nullptr)
+    return o->complete_(nullptr, o);
+
+  runner* r = owner->this_thread_runner();
+  socket_state& st = *o->state_;
+  st.lock_.lock();
+  bool aborted = o->abort_;
+  if (!aborted)
+    o->home_ = r;
+  st.lock_.unlock();
+
+  if (aborted)
+  {
+    // Cancelled before it reached a ring: complete it here (we are in the
+    // run loop, not inside the initiating function).
+    o->nop_ = true;
+    return o->complete_(owner, o);
+  }
+  // The unit of work counted at initiation now stands for the SQE.
+  r->work_started();
+  r->start(o);
+}
+
+void socket_op::complete_now(scheduler& s, int result)
+{
+  state_ = nullptr;
+  result_ = result;
+  s.work_started_here();
+  s.post_deferred(this);
+}
+
+bool socket_op::finish() noexcept
+{
+  socket_state* st = state_;
+  if (st == nullptr)
+    return true;
+  st->lock_.lock();
+  if (cancel_pending_)
+  {
+    deferred_ = true;
+    st->lock_.unlock();
+    return false;
+  }
+  if (link_prev_)
+    link_prev_->link_next_ = link_next_;
+  else
+    st->ops_ = link_next_;
+  if (link_next_)
+    link_next_->link_prev_ = link_prev_;
+  link_prev_ = link_next_ = nullptr;
+  bool drained = !st->open_ && st->ops_ == nullptr;
+  st->lock_.unlock();
+  if (drained)
+    st->service_->reclaim(st);
+  return true;
+}
+
+uring_operation* socket_op::request_cancel() noexcept
+{
+  if (home_ == nullptr)
+  {
+    abort_ = true;
+    return nullptr;
+  }
+  if (cancel_pending_)
+    return nullptr;
+  cancel_pending_ = true;
+  return &cancel_;
+}
+
+void socket_op::dispatch_cancel(scheduler& s, uring_operation* step) noexcept
+{
+  auto* c = static_cast<cancel_step*>(step);
+  socket_op* o = c->target_;
+  runner* home = o->home_;  // fixed once set (under the lock, before us)
+  if (s.this_thread_runner() == home)
+  {
+    o->cancelled_ = true;
+    c->set_done();
+    home->work_started();
+    home->start(c);
+  }
+  else
+  {
+    c->set_start();
+    s.work_started();
+    home->post_remote(c);
+  }
+}
+
+void socket_op::cancel_step::do_prepare(uring_operation* base, ::io_uring_sqe* sqe)
+{
+  auto* c = static_cast<cancel_step*>(base);
+  ::io_uring_prep_cancel64(sqe,
+      reinterpret_cast<std::uint64_t>(static_cast<uring_operation*>(c->target_)), 0);
+}
+
+// The step handed over from another thread, now on some runner's thread.
+void socket_op::cancel_step::do_start(scheduler* owner, operation* base)
+{
+  auto* c = static_cast<cancel_step*>(base);
+  socket_op* o = c->target_;
+  if (owner == nullptr)
+    return do_done(nullptr, base);
+
+  runner* r = owner->this_thread_runner();
+  if (r != o->home_)
+  {
+    // Run by a thread other than the home runner's (work taken from its
+    // queue): send it on, keeping its unit of work counted.
+    owner->work_started();
+    o->home_->post_remote(c);
+    return;
+  }
+
+  socket_state& st = *o->state_;
+  st.lock_.lock();
+  bool done = o->deferred_;
+  if (done)
+    o->cancel_pending_ = false;
+  st.lock_.unlock();
+  if (done)
+  {
+    // The operation finished while the step travelled: nothing to cancel.
+    return o->complete_(owner, o);
+  }
+
+  o->cancelled_ = true;
+  c->set_done();
+  r->work_started();
+  r->start(c);
+}
+
+// The cancel request's CQE: the operation may complete now.
+void socket_op::cancel_step::do_done(scheduler* owner, operation* base)
+{
+  auto* c = static_cast<cancel_step*>(base);
+  socket_op* o = c->target_;
+  socket_state& st = *o->state_;
+  st.lock_.lock();
+  o->cancel_pending_ = false;
+  bool deferred = o->deferred_;
+  st.lock_.unlock();
+  if (deferred)
+    o->complete_(owner, o);
+}
+
+void socket_op_cancellation::operator()(boost::asio::cancellation_type_t type)
+{
+  using boost::asio::cancellation_type;
+  if (!!(type & (cancellation_type::terminal | cancellation_type::partial
+          | cancellation_type::total)))
+    state_->service_->cancel_by_key(*state_, this);
+}
+
+} // namespace detail
+} // namespace zokio

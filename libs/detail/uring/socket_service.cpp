@@ -1,0 +1,188 @@
+// libs/detail/uring/socket_service.cpp: socket states, open/close/cancel.
+#include <zokio/detail/uring/socket_service.hpp>
+
+#include <boost/asio/error.hpp>
+
+#include <cerrno>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace zokio {
+namespace detail {
+namespace {
+
+namespace socket_ops = boost::asio::detail::socket_ops;
+
+boost::system::error_code errno_code(int err)
+{
+  return boost::system::error_code(err, boost::asio::error::get_system_category());
+}
+
+// Dispatches the cancel steps collected under a socket's lock.
+void dispatch_all(scheduler& s, op_queue& steps) noexcept
+{
+  while (operation* step = steps.pop())
+    socket_op::dispatch_cancel(s, static_cast<uring_operation*>(step));
+}
+
+} // namespace
+
+socket_service::socket_service(boost::asio::execution_context& ctx)
+  : boost::asio::detail::execution_context_service_base<socket_service>(ctx),
+    scheduler_(boost::asio::use_service<scheduler>(ctx))
+{
+}
+
+socket_service::~socket_service() = default;
+
+void socket_service::shutdown()
+{
+}
+
+socket_state* socket_service::allocate_state()
+{
+  std::lock_guard<std::mutex> lock(pool_mutex_);
+  if (free_ == nullptr)
+  {
+    std::unique_ptr<socket_state[]> slab(new socket_state[slab_size]);
+    for (std::size_t i = 0; i < slab_size; ++i)
+    {
+      slab[i].service_ = this;
+      slab[i].next_free_ = free_;
+      free_ = &slab[i];
+    }
+    slabs_.push_back(std::move(slab));
+  }
+  socket_state* st = free_;
+  free_ = st->next_free_;
+  st->next_free_ = nullptr;
+  return st;
+}
+
+void socket_service::reclaim(socket_state* st) noexcept
+{
+  if (st->close_on_drain_ && st->fd_ >= 0)
+  {
+    boost::system::error_code ignored;
+    socket_ops::close(st->fd_, st->flags_, true, ignored);
+  }
+  st->fd_ = -1;
+  st->flags_ = 0;
+  st->close_on_drain_ = true;
+  std::lock_guard<std::mutex> lock(pool_mutex_);
+  st->next_free_ = free_;
+  free_ = st;
+}
+
+socket_state* socket_service::open(int family, int type, int protocol,
+    boost::system::error_code& ec)
+{
+  int fd = ::socket(family, type | SOCK_CLOEXEC, protocol);
+  if (fd < 0)
+  {
+    ec = errno_code(errno);
+    return nullptr;
+  }
+  socket_state* st = assign(fd, type == SOCK_STREAM, ec);
+  if (st == nullptr)
+    ::close(fd);
+  return st;
+}
+
+socket_state* socket_service::assign(int fd, bool stream, boost::system::error_code& ec)
+{
+  socket_state* st;
+  try
+  {
+    st = allocate_state();
+  }
+  catch (const std::bad_alloc&)
+  {
+    ec = boost::asio::error::no_memory;
+    return nullptr;
+  }
+  st->fd_ = fd;
+  st->flags_ = stream ? socket_ops::stream_oriented : socket_ops::datagram_oriented;
+  st->close_on_drain_ = true;
+  st->lock_.lock();
+  st->open_ = true;
+  st->ops_ = nullptr;
+  st->lock_.unlock();
+  ec = boost::system::error_code();
+  return st;
+}
+
+void socket_service::close(socket_state*& st, boost::system::error_code& ec,
+    bool destruction) noexcept
+{
+  ec = boost::system::error_code();
+  socket_state* s = st;
+  if (s == nullptr)
+    return;
+  st = nullptr;
+
+  op_queue steps;
+  s->lock_.lock();
+  s->open_ = false;
+  for (socket_op* o = s->ops_; o; o = o->link_next_)
+    if (uring_operation* step = o->request_cancel())
+      steps.push(step);
+  bool drained = s->ops_ == nullptr;
+  s->lock_.unlock();
+  dispatch_all(scheduler_, steps);
+
+  if (drained)
+  {
+    // Nothing in flight: close now, and report what close() says.
+    if (s->close_on_drain_)
+      socket_ops::close(s->fd_, s->flags_, destruction, ec);
+    s->close_on_drain_ = false;
+    reclaim(s);
+  }
+}
+
+int socket_service::release(socket_state*& st, boost::system::error_code& ec) noexcept
+{
+  ec = boost::system::error_code();
+  if (st == nullptr)
+  {
+    ec = boost::asio::error::bad_descriptor;
+    return -1;
+  }
+  int fd = st->fd_;
+  st->close_on_drain_ = false;
+  close(st, ec);
+  return fd;
+}
+
+void socket_service::cancel(socket_state* st) noexcept
+{
+  if (st == nullptr)
+    return;
+  op_queue steps;
+  st->lock_.lock();
+  for (socket_op* o = st->ops_; o; o = o->link_next_)
+    if (uring_operation* step = o->request_cancel())
+      steps.push(step);
+  st->lock_.unlock();
+  dispatch_all(scheduler_, steps);
+}
+
+void socket_service::cancel_by_key(socket_state& st, void* key) noexcept
+{
+  op_queue steps;
+  st.lock_.lock();
+  for (socket_op* o = st.ops_; o; o = o->link_next_)
+  {
+    if (o->cancellation_key_ == key)
+    {
+      if (uring_operation* step = o->request_cancel())
+        steps.push(step);
+    }
+  }
+  st.lock_.unlock();
+  dispatch_all(scheduler_, steps);
+}
+
+} // namespace detail
+} // namespace zokio

@@ -1,0 +1,1019 @@
+// Tests of zokio::ip::tcp: sockets, acceptors, range connect.
+#include <zokio/ip/tcp.hpp>
+
+#define BOOST_TEST_MODULE ip_tcp
+#include <boost/test/unit_test.hpp>
+
+#include <support/net.hpp>
+#include <support/run.hpp>
+
+#include <zokio/timer/steady_timer.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using error_code = boost::system::error_code;
+using zokio::ip::tcp;
+
+//------------------------------------------------------------------------------
+// Compile section: every async_* with a move-only handler and every token.
+
+namespace compile {
+
+static_assert(boost::beast::is_async_read_stream<tcp::socket>::value);
+static_assert(boost::beast::is_async_write_stream<tcp::socket>::value);
+static_assert(boost::beast::is_sync_read_stream<tcp::socket>::value);
+static_assert(boost::beast::is_sync_write_stream<tcp::socket>::value);
+static_assert(std::is_same_v<tcp::endpoint, asio::ip::tcp::endpoint>);
+static_assert(std::is_same_v<tcp::socket::protocol_type, asio::ip::tcp>);
+static_assert(std::is_nothrow_move_constructible_v<tcp::socket>);
+
+struct connect_handler
+{
+  connect_handler() = default;
+  connect_handler(connect_handler&&) = default;
+  connect_handler(const connect_handler&) = delete;
+  void operator()(error_code) {}
+};
+
+struct io_handler
+{
+  io_handler() = default;
+  io_handler(io_handler&&) = default;
+  io_handler(const io_handler&) = delete;
+  void operator()(error_code, std::size_t) {}
+};
+
+template <typename Socket>
+struct move_accept_handler
+{
+  move_accept_handler() = default;
+  move_accept_handler(move_accept_handler&&) = default;
+  move_accept_handler(const move_accept_handler&) = delete;
+  void operator()(error_code, Socket) {}
+};
+
+struct range_handler
+{
+  range_handler() = default;
+  range_handler(range_handler&&) = default;
+  range_handler(const range_handler&) = delete;
+  void operator()(error_code, tcp::endpoint) {}
+};
+
+[[maybe_unused]] asio::awaitable<void> coroutine(tcp::socket& s, tcp::acceptor& a)
+{
+  char buf[16];
+  std::size_t n = co_await s.async_read_some(asio::buffer(buf), asio::use_awaitable);
+  n += co_await s.async_write_some(asio::buffer(buf), asio::use_awaitable);
+  n += co_await s.async_receive(asio::buffer(buf), asio::use_awaitable);
+  n += co_await s.async_receive(asio::buffer(buf), tcp::socket::message_peek, asio::use_awaitable);
+  n += co_await s.async_send(asio::buffer(buf), asio::use_awaitable);
+  n += co_await s.async_send(asio::buffer(buf), 0, asio::use_awaitable);
+  co_await s.async_connect(tcp::endpoint(), asio::use_awaitable);
+  co_await s.async_wait(tcp::socket::wait_read, asio::use_awaitable);
+  auto [ec, m] = co_await s.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+  error_code ec2;
+  co_await s.async_write_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec2));
+  co_await s.async_read_some(asio::buffer(buf), asio::deferred);
+  tcp::socket peer = co_await a.async_accept(asio::use_awaitable);
+  co_await a.async_accept(peer, asio::use_awaitable);
+  tcp::endpoint ep;
+  co_await a.async_accept(peer, ep, asio::use_awaitable);
+  tcp::socket p2 = co_await a.async_accept(ep, asio::use_awaitable);
+  co_await a.async_wait(tcp::acceptor::wait_read, asio::use_awaitable);
+  using namespace asio::experimental::awaitable_operators;
+  co_await (s.async_read_some(asio::buffer(buf), asio::use_awaitable)
+      || s.async_wait(tcp::socket::wait_write, asio::use_awaitable));
+  std::vector<tcp::endpoint> eps;
+  co_await asio::async_connect(s, eps, asio::use_awaitable);
+  (void)ec;
+  (void)m;
+  (void)n;
+}
+
+[[maybe_unused]] void interface(zokio::io_context& ctx)
+{
+  // Construction from a context, an executor, an any_io_executor, a strand.
+  tcp::socket s1(ctx);
+  tcp::socket s2(ctx.get_executor());
+  tcp::socket s3(asio::any_io_executor(ctx.get_executor()));
+  tcp::socket s4(asio::make_strand(ctx));
+  tcp::socket s5(ctx, tcp::v4());
+  tcp::socket s6(ctx, tcp::endpoint(tcp::v4(), 0));
+  zokio::basic_stream_socket<asio::ip::tcp, zokio::io_context::executor_type> s7(ctx);
+  tcp::socket s8(std::move(s7)); // converting move
+  s1 = std::move(s2);
+  tcp::acceptor a1(ctx);
+  tcp::acceptor a2(ctx, tcp::endpoint(tcp::v6(), 0));
+  tcp::acceptor a3(ctx.get_executor(), tcp::v4());
+
+  char buf[16];
+  std::array<asio::mutable_buffer, 2> bufs{asio::buffer(buf, 8), asio::buffer(buf + 8, 8)};
+  std::array<asio::const_buffer, 2> cbufs{asio::buffer(buf, 8), asio::buffer(buf + 8, 8)};
+
+  // Callbacks (move-only).
+  s1.async_connect(tcp::endpoint(), connect_handler());
+  s1.async_wait(tcp::socket::wait_read, connect_handler());
+  s1.async_read_some(asio::buffer(buf), io_handler());
+  s1.async_read_some(bufs, io_handler());
+  s1.async_write_some(asio::buffer(buf), io_handler());
+  s1.async_write_some(cbufs, io_handler());
+  s1.async_receive(asio::buffer(buf), io_handler());
+  s1.async_receive(asio::buffer(buf), tcp::socket::message_peek, io_handler());
+  s1.async_send(asio::buffer(buf), io_handler());
+  s1.async_send(asio::buffer(buf), tcp::socket::message_do_not_route, io_handler());
+  a1.async_accept(s1, connect_handler());
+  tcp::endpoint ep;
+  a1.async_accept(s1, ep, connect_handler());
+  a1.async_accept(move_accept_handler<tcp::socket>());
+  a1.async_accept(ctx, move_accept_handler<tcp::acceptor::socket_type<zokio::io_context::executor_type>>());
+  a1.async_accept(ctx.get_executor(), move_accept_handler<tcp::acceptor::socket_type<zokio::io_context::executor_type>>());
+  a1.async_accept(ep, move_accept_handler<tcp::socket>());
+  a1.async_accept(ctx, ep, move_accept_handler<tcp::acceptor::socket_type<zokio::io_context::executor_type>>());
+  a1.async_accept(ctx.get_executor(), ep, move_accept_handler<tcp::acceptor::socket_type<zokio::io_context::executor_type>>());
+  a1.async_wait(tcp::acceptor::wait_read, connect_handler());
+  std::vector<tcp::endpoint> eps;
+  asio::async_connect(s1, eps, range_handler());
+  asio::async_connect(s1, eps, [](const error_code&, const tcp::endpoint&) { return true; }, range_handler());
+  asio::async_connect(s1, eps.begin(), eps.end(), [](error_code, std::vector<tcp::endpoint>::iterator) {});
+  zokio::async_connect(s1, eps, range_handler());
+
+  // Other tokens.
+  std::future<std::size_t> f1 = s1.async_read_some(asio::buffer(buf), asio::use_future);
+  std::future<void> f2 = s1.async_connect(tcp::endpoint(), asio::use_future);
+  std::future<tcp::socket> f3 = a1.async_accept(asio::use_future);
+  auto d1 = s1.async_write_some(asio::buffer(buf), asio::deferred);
+  std::move(d1)(io_handler());
+  auto d2 = a1.async_accept(asio::deferred);
+  std::move(d2)(move_accept_handler<tcp::socket>());
+  s1.async_read_some(asio::buffer(buf), asio::as_tuple([](std::tuple<error_code, std::size_t>) {}));
+  s1.async_read_some(asio::buffer(buf), asio::detached);
+  error_code ec;
+  s1.async_read_some(asio::buffer(buf), asio::redirect_error([](std::size_t) {}, ec));
+  asio::co_spawn(ctx, coroutine(s1, a1), asio::detached);
+
+  // Composed operations.
+  asio::async_read(s1, asio::buffer(buf), io_handler());
+  asio::async_write(s1, cbufs, io_handler());
+  asio::streambuf sb;
+  asio::async_read_until(s1, sb, '\n', io_handler());
+
+  // Synchronous calls, throwing and error_code forms.
+  s1.open(tcp::v4());
+  s1.open(tcp::v4(), ec);
+  s1.bind(tcp::endpoint(), ec);
+  s1.connect(tcp::endpoint(), ec);
+  s1.set_option(tcp::no_delay(true));
+  s1.set_option(tcp::socket::reuse_address(true), ec);
+  tcp::no_delay nd;
+  s1.get_option(nd);
+  s1.get_option(nd, ec);
+  tcp::socket::bytes_readable command;
+  s1.io_control(command, ec);
+  (void)s1.available();
+  (void)s1.available(ec);
+  (void)s1.at_mark(ec);
+  (void)s1.local_endpoint();
+  (void)s1.local_endpoint(ec);
+  (void)s1.remote_endpoint(ec);
+  s1.shutdown(tcp::socket::shutdown_both, ec);
+  s1.non_blocking(true, ec);
+  (void)s1.non_blocking();
+  s1.native_non_blocking(true, ec);
+  (void)s1.native_non_blocking();
+  s1.wait(tcp::socket::wait_write, ec);
+  (void)s1.send(asio::buffer(buf));
+  (void)s1.send(asio::buffer(buf), 0, ec);
+  (void)s1.receive(asio::buffer(buf), 0, ec);
+  (void)s1.read_some(asio::buffer(buf), ec);
+  (void)s1.write_some(asio::buffer(buf), ec);
+  (void)asio::read(s1, asio::buffer(buf), ec);
+  (void)asio::write(s1, asio::buffer(buf), ec);
+  int fd = s1.release(ec);
+  s1.assign(tcp::v4(), fd, ec);
+  (void)s1.native_handle();
+  s1.cancel(ec);
+  s1.close(ec);
+  (void)s1.is_open();
+  (void)s1.get_executor();
+  (void)s1.lowest_layer();
+  a1.open(tcp::v4(), ec);
+  a1.set_option(tcp::acceptor::reuse_address(true), ec);
+  a1.bind(tcp::endpoint(), ec);
+  a1.listen();
+  a1.listen(5, ec);
+  a1.accept(s1, ec);
+  a1.accept(s1, ep, ec);
+  tcp::socket s9 = a1.accept(ec);
+  tcp::socket s10 = a1.accept(ep, ec);
+  auto s11 = a1.accept(ctx);
+  (void)asio::connect(s1, eps, ec);
+  (void)asio::connect(s1, eps.begin(), eps.end(), ec);
+  a1.cancel(ec);
+  a1.close(ec);
+}
+
+} // namespace compile
+
+//------------------------------------------------------------------------------
+// Runtime section.
+
+namespace {
+
+std::string pattern(std::size_t n, unsigned seed = 1)
+{
+  std::string s(n, '\0');
+  unsigned x = seed * 2654435761u + 1;
+  for (auto& c : s)
+  {
+    x = x * 1103515245u + 12345u;
+    c = static_cast<char>(x >> 16);
+  }
+  return s;
+}
+
+bool fd_is_open(int fd)
+{
+  return ::fcntl(fd, F_GETFD) != -1;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(accept_connect_read_write)
+{
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  tcp::socket server(ctx), client(ctx);
+  tcp::endpoint peer;
+  const std::string msg = pattern(100000);
+  std::string received(msg.size(), '\0');
+  std::string echoed(msg.size(), '\0');
+  error_code accept_ec = asio::error::would_block, connect_ec = asio::error::would_block;
+  acceptor.async_accept(server, peer, [&](error_code ec) {
+    accept_ec = ec;
+    asio::async_read(server, asio::buffer(received), [&](error_code ec, std::size_t n) {
+      BOOST_TEST(!ec);
+      BOOST_TEST(n == msg.size());
+      asio::async_write(server, asio::buffer(received), [&](error_code ec, std::size_t) {
+        BOOST_TEST(!ec);
+      });
+    });
+  });
+  client.async_connect(acceptor.local_endpoint(), [&](error_code ec) {
+    connect_ec = ec;
+    asio::async_write(client, asio::buffer(msg), [&](error_code ec, std::size_t n) {
+      BOOST_TEST(!ec);
+      BOOST_TEST(n == msg.size());
+    });
+    asio::async_read(client, asio::buffer(echoed), [&](error_code ec, std::size_t n) {
+      BOOST_TEST(!ec);
+      BOOST_TEST(n == msg.size());
+    });
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(!accept_ec);
+  BOOST_TEST(!connect_ec);
+  BOOST_TEST((received == msg));
+  BOOST_TEST((echoed == msg));
+  BOOST_TEST((peer == client.local_endpoint()));
+  BOOST_TEST((server.remote_endpoint() == client.local_endpoint()));
+}
+
+BOOST_AUTO_TEST_CASE(move_accept_forms)
+{
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  std::vector<tcp::socket> clients;
+  int accepted = 0;
+  for (int i = 0; i < 4; ++i)
+  {
+    clients.emplace_back(ctx);
+    clients.back().connect(acceptor.local_endpoint());
+  }
+  acceptor.async_accept([&](error_code ec, tcp::socket s) {
+    BOOST_TEST(!ec);
+    BOOST_TEST(s.is_open());
+    ++accepted;
+  });
+  acceptor.async_accept(ctx, [&](error_code ec, tcp::acceptor::socket_type<zokio::io_context::executor_type> s) {
+    BOOST_TEST(!ec);
+    BOOST_TEST(s.is_open());
+    ++accepted;
+  });
+  tcp::endpoint ep1, ep2;
+  acceptor.async_accept(ep1, [&](error_code ec, tcp::socket s) {
+    BOOST_TEST(!ec);
+    BOOST_TEST((s.remote_endpoint() == ep1));
+    ++accepted;
+  });
+  acceptor.async_accept(asio::make_strand(ctx), ep2, [&](error_code ec, auto s) {
+    BOOST_TEST(!ec);
+    BOOST_TEST((s.remote_endpoint() == ep2));
+    ++accepted;
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(accepted == 4);
+}
+
+BOOST_AUTO_TEST_CASE(accept_into_open_socket_is_already_open)
+{
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  tcp::socket peer(ctx, tcp::v4());
+  error_code result;
+  acceptor.async_accept(peer, [&](error_code ec) { result = ec; });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((result == asio::error::already_open));
+}
+
+BOOST_AUTO_TEST_CASE(synchronous_calls)
+{
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx);
+  acceptor.open(tcp::v4());
+  acceptor.set_option(tcp::acceptor::reuse_address(true));
+  tcp::acceptor::reuse_address reuse;
+  acceptor.get_option(reuse);
+  BOOST_TEST(reuse.value());
+  acceptor.bind(zokio_test::loopback_v4());
+  acceptor.listen();
+  error_code ec;
+  acceptor.open(tcp::v4(), ec);
+  BOOST_TEST((ec == asio::error::already_open));
+
+  tcp::socket client(ctx);
+  client.connect(acceptor.local_endpoint());
+  tcp::endpoint peer;
+  tcp::socket server = acceptor.accept(peer);
+  BOOST_TEST((peer == client.local_endpoint()));
+
+  client.set_option(tcp::no_delay(true));
+  tcp::no_delay nd;
+  client.get_option(nd);
+  BOOST_TEST(nd.value());
+  client.set_option(tcp::socket::linger(true, 0));
+  tcp::socket::linger lg;
+  client.get_option(lg);
+  BOOST_TEST(lg.enabled());
+  client.set_option(tcp::socket::linger(false, 0));
+
+  std::string msg = "synchronous";
+  BOOST_TEST(client.send(asio::buffer(msg)) == msg.size());
+  BOOST_TEST(asio::write(client, asio::buffer(msg)) == msg.size());
+  server.wait(tcp::socket::wait_read);
+  std::this_thread::sleep_for(10ms);
+  BOOST_TEST(server.available() == 2 * msg.size());
+  std::string got(2 * msg.size(), '\0');
+  BOOST_TEST(asio::read(server, asio::buffer(got)) == got.size());
+  BOOST_TEST((got == msg + msg));
+
+  // non_blocking affects synchronous calls only.
+  server.non_blocking(true);
+  BOOST_TEST(server.non_blocking());
+  char c;
+  server.read_some(asio::buffer(&c, 1), ec);
+  BOOST_TEST((ec == asio::error::would_block));
+
+  // release / assign keep the descriptor.
+  int fd = client.release();
+  BOOST_TEST(!client.is_open());
+  BOOST_TEST(fd_is_open(fd));
+  client.assign(tcp::v4(), fd);
+  BOOST_TEST(client.native_handle() == fd);
+
+  client.shutdown(tcp::socket::shutdown_send);
+  std::size_t n = server.receive(asio::buffer(&c, 1), 0, ec);
+  BOOST_TEST(n == 0u);
+  BOOST_TEST((ec == asio::error::eof || ec == asio::error::would_block));
+
+  client.close();
+  BOOST_TEST(!fd_is_open(fd));
+  client.close(); // closing twice is fine
+  client.local_endpoint(ec);
+  BOOST_TEST((ec == asio::error::bad_descriptor));
+}
+
+BOOST_AUTO_TEST_CASE(end_of_stream_is_eof)
+{
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  a.close();
+  char buf[16];
+  error_code result;
+  b.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t n) {
+    result = ec;
+    BOOST_TEST(n == 0u);
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((result == asio::error::eof));
+}
+
+BOOST_AUTO_TEST_CASE(zero_length_transfers_complete_at_once_but_not_inline)
+{
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  int done = 0;
+  asio::post(ctx, [&, &a = a] {
+    a.async_read_some(asio::mutable_buffer(), [&](error_code ec, std::size_t n) {
+      BOOST_TEST(!ec);
+      BOOST_TEST(n == 0u);
+      ++done;
+    });
+    a.async_write_some(asio::const_buffer(), [&](error_code ec, std::size_t n) {
+      BOOST_TEST(!ec);
+      BOOST_TEST(n == 0u);
+      ++done;
+    });
+    BOOST_TEST(done == 0);
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(done == 2);
+}
+
+BOOST_AUTO_TEST_CASE(operations_on_a_closed_socket_fail_with_bad_descriptor)
+{
+  zokio::io_context ctx;
+  tcp::socket s(ctx);
+  char buf[4];
+  error_code r1, r2;
+  s.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t) { r1 = ec; });
+  s.async_wait(tcp::socket::wait_read, [&](error_code ec) { r2 = ec; });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((r1 == asio::error::bad_descriptor));
+  BOOST_TEST((r2 == asio::error::bad_descriptor));
+}
+
+BOOST_AUTO_TEST_CASE(vectored_read_and_write)
+{
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  std::string p1 = pattern(1000, 1), p2 = pattern(3000, 2), p3 = pattern(17, 3);
+  std::array<asio::const_buffer, 3> out{asio::buffer(p1), asio::buffer(p2), asio::buffer(p3)};
+  std::string r1(500, '\0'), r2(3517, '\0');
+  std::array<asio::mutable_buffer, 2> in{asio::buffer(r1), asio::buffer(r2)};
+  asio::async_write(a, out, [](error_code ec, std::size_t n) {
+    BOOST_TEST(!ec);
+    BOOST_TEST(n == 4017u);
+  });
+  asio::async_read(b, in, [](error_code ec, std::size_t n) {
+    BOOST_TEST(!ec);
+    BOOST_TEST(n == 4017u);
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(((r1 + r2) == (p1 + p2 + p3)));
+}
+
+BOOST_AUTO_TEST_CASE(more_buffers_than_one_operation_takes)
+{
+  // write_some takes the first 16 buffers; async_write sends them all.
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  std::string data = pattern(40 * 10);
+  std::vector<asio::const_buffer> out;
+  for (int i = 0; i < 40; ++i)
+    out.push_back(asio::buffer(data.data() + i * 10, 10));
+  std::size_t first = 0;
+  a.async_write_some(out, [&](error_code ec, std::size_t n) {
+    BOOST_TEST(!ec);
+    first = n;
+    asio::async_write(a, asio::buffer(data.data() + n, data.size() - n),
+        [](error_code ec, std::size_t) { BOOST_TEST(!ec); });
+  });
+  std::string got(data.size(), '\0');
+  asio::async_read(b, asio::buffer(got), [](error_code ec, std::size_t) { BOOST_TEST(!ec); });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(first == 160u);
+  BOOST_TEST((got == data));
+}
+
+BOOST_AUTO_TEST_CASE(async_wait_readiness)
+{
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  bool writable = false, readable = false;
+  a.async_wait(tcp::socket::wait_write, [&](error_code ec) { writable = !ec; });
+  b.async_wait(tcp::socket::wait_read, [&](error_code ec) {
+    readable = !ec;
+    BOOST_TEST(b.available() == 3u);
+  });
+  asio::post(ctx, [&, &a = a] { a.send(asio::buffer("abc", 3)); });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(writable);
+  BOOST_TEST(readable);
+}
+
+BOOST_AUTO_TEST_CASE(connection_refused)
+{
+  zokio::io_context ctx;
+  auto ep = zokio_test::refusing_endpoint(ctx);
+  tcp::socket s(ctx);
+  error_code result;
+  s.async_connect(ep, [&](error_code ec) { result = ec; });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((result == asio::error::connection_refused));
+  error_code ec;
+  tcp::socket s2(ctx);
+  s2.connect(ep, ec);
+  BOOST_TEST((ec == asio::error::connection_refused));
+}
+
+BOOST_AUTO_TEST_CASE(close_aborts_pending_operations_then_closes_the_descriptor)
+{
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  tcp::socket peer(ctx);
+  char buf[16];
+  error_code r1, r2, r3;
+  int fd = a.native_handle();
+  int afd = acceptor.native_handle();
+  a.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t) { r1 = ec; });
+  a.async_wait(tcp::socket::wait_read, [&](error_code ec) { r2 = ec; });
+  acceptor.async_accept(peer, [&](error_code ec) { r3 = ec; });
+  asio::post(ctx, [&, &a = a] {
+    a.close();
+    acceptor.close();
+    BOOST_TEST(!a.is_open());
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((r1 == asio::error::operation_aborted));
+  BOOST_TEST((r2 == asio::error::operation_aborted));
+  BOOST_TEST((r3 == asio::error::operation_aborted));
+  BOOST_TEST(!fd_is_open(fd));
+  BOOST_TEST(!fd_is_open(afd));
+}
+
+BOOST_AUTO_TEST_CASE(destroying_a_socket_with_operations_in_flight)
+{
+  zokio::io_context ctx;
+  auto [a, peer] = zokio_test::connected_pair(ctx);
+  auto s = std::make_unique<tcp::socket>(std::move(a));
+  static char buf[16];
+  error_code r1, r2;
+  int fd = s->native_handle();
+  s->async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t) { r1 = ec; });
+  s->async_wait(tcp::socket::wait_read, [&](error_code ec) { r2 = ec; });
+  asio::post(ctx, [&] { s.reset(); });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((r1 == asio::error::operation_aborted));
+  BOOST_TEST((r2 == asio::error::operation_aborted));
+  BOOST_TEST(!fd_is_open(fd));
+}
+
+BOOST_AUTO_TEST_CASE(destroying_a_socket_right_after_starting_an_operation)
+{
+  // The operation is not even submitted yet when the socket goes away.
+  zokio::io_context ctx;
+  static char buf[16];
+  error_code result;
+  tcp::socket peer(ctx);
+  asio::post(ctx, [&] {
+    auto [a, b] = zokio_test::connected_pair(ctx);
+    peer = std::move(b); // stays open: the read can only be aborted
+    a.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t) { result = ec; });
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((result == asio::error::operation_aborted));
+}
+
+BOOST_AUTO_TEST_CASE(cancel_every_operation_kind)
+{
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  tcp::socket peer(ctx);
+  tcp::socket blackhole(ctx);
+  char buf[16];
+  std::vector<error_code> results;
+  auto record = [&](error_code ec, std::size_t = 0) { results.push_back(ec); };
+  a.async_read_some(asio::buffer(buf), record);
+  a.async_receive(asio::buffer(buf), tcp::socket::message_peek, record);
+  a.async_wait(tcp::socket::wait_read, record);
+  a.async_wait(tcp::socket::wait_error, record);
+  acceptor.async_accept(peer, record);
+  acceptor.async_accept([&](error_code ec, tcp::socket) { results.push_back(ec); });
+  // A send that cannot complete: fill the peer's window first.
+  b.set_option(tcp::socket::receive_buffer_size(4096));
+  a.set_option(tcp::socket::send_buffer_size(4096));
+  a.non_blocking(true);
+  std::string junk(1 << 16, 'x');
+  error_code fill_ec;
+  while (!fill_ec)
+    a.send(asio::buffer(junk), 0, fill_ec);
+  a.non_blocking(false);
+  a.async_write_some(asio::buffer(junk), record);
+  asio::post(ctx, [&, &a = a] {
+    a.cancel();
+    acceptor.cancel();
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(results.size() == 7u);
+  for (auto& ec : results)
+    BOOST_TEST((ec == asio::error::operation_aborted), ec.message());
+  BOOST_TEST(a.is_open());
+}
+
+BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_type)
+{
+  using asio::cancellation_type;
+  for (auto type : {cancellation_type::terminal, cancellation_type::partial, cancellation_type::total})
+  {
+    for (bool in_kernel : {false, true})
+    {
+      zokio::io_context ctx;
+      auto [a, b] = zokio_test::connected_pair(ctx);
+      char buf[16];
+      asio::cancellation_signal read_signal, other_signal;
+      error_code read_result, other_result = asio::error::would_block;
+      zokio::steady_timer delay(ctx, 5ms);
+      asio::post(ctx, [&, &a = a] {
+        a.async_read_some(asio::buffer(buf), asio::bind_cancellation_slot(read_signal.slot(),
+            [&](error_code ec, std::size_t) { read_result = ec; }));
+        a.async_wait(tcp::socket::wait_write, asio::bind_cancellation_slot(other_signal.slot(),
+            [&](error_code ec) { other_result = ec; }));
+        if (!in_kernel)
+          read_signal.emit(type); // the SQE is not even submitted yet
+        else
+          delay.async_wait([&](error_code) { read_signal.emit(type); });
+      });
+      zokio_test::run_bounded(ctx);
+      BOOST_TEST((read_result == asio::error::operation_aborted));
+      BOOST_TEST(!other_result); // only the operation whose slot was emitted
+      // The socket still works.
+      ctx.restart();
+      b.send(asio::buffer("x", 1));
+      std::size_t n = 0;
+      a.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t m) {
+        BOOST_TEST(!ec);
+        n = m;
+      });
+      zokio_test::run_bounded(ctx);
+      BOOST_TEST(n == 1u);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(cancellation_after_completion_is_harmless)
+{
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  b.send(asio::buffer("hello", 5));
+  char buf[16];
+  asio::cancellation_signal signal;
+  std::size_t got = 0;
+  a.async_read_some(asio::buffer(buf), asio::bind_cancellation_slot(signal.slot(),
+      [&](error_code ec, std::size_t n) {
+        BOOST_TEST(!ec);
+        got = n;
+        signal.emit(asio::cancellation_type::terminal); // the op is gone
+      }));
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(got == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(awaitable_operators_cancel_the_loser)
+{
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  zokio::steady_timer timer(ctx);
+  std::size_t first = 99, second = 99;
+  asio::co_spawn(ctx, [&, &a = a, &b = b]() -> asio::awaitable<void> {
+    using namespace asio::experimental::awaitable_operators;
+    char buf[16];
+    // The timer wins; the read is cancelled.
+    timer.expires_after(5ms);
+    auto r1 = co_await (a.async_read_some(asio::buffer(buf), asio::use_awaitable)
+        || timer.async_wait(asio::use_awaitable));
+    first = r1.index();
+    // The read wins; the timer is cancelled.
+    timer.expires_after(30s);
+    b.send(asio::buffer("x", 1));
+    auto r2 = co_await (a.async_read_some(asio::buffer(buf), asio::use_awaitable)
+        || timer.async_wait(asio::use_awaitable));
+    second = r2.index();
+  }, asio::detached);
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(first == 1u);
+  BOOST_TEST(second == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(every_completion_token)
+{
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  int done = 0;
+  char buf[8];
+
+  auto d = a.async_write_some(asio::buffer("abcd", 4), asio::deferred);
+  std::move(d)([&](error_code ec, std::size_t n) { done += !ec && n == 4; });
+  b.async_read_some(asio::buffer(buf), asio::as_tuple([&](std::tuple<error_code, std::size_t> r) {
+    done += !std::get<0>(r) && std::get<1>(r) == 4;
+  }));
+  zokio_test::run_bounded(ctx);
+
+  asio::co_spawn(ctx, [&, &a = a, &b = b]() -> asio::awaitable<void> {
+    std::size_t n = co_await a.async_write_some(asio::buffer("xy", 2), asio::use_awaitable);
+    auto [ec, m] = co_await b.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+    done += n == 2 && !ec && m == 2;
+    a.close();
+    error_code ec2;
+    co_await b.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec2));
+    done += ec2 == asio::error::eof;
+    try
+    {
+      co_await b.async_read_some(asio::buffer(buf), asio::use_awaitable);
+    }
+    catch (const boost::system::system_error& e)
+    {
+      done += e.code() == asio::error::eof;
+    }
+  }, asio::detached);
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+
+  // use_future, waited on from another thread while this one runs.
+  auto [c, e] = zokio_test::connected_pair(ctx);
+  (void)e;
+  std::future<std::size_t> f = c.async_write_some(asio::buffer("12345", 5), asio::use_future);
+  std::thread waiter([&] { done += f.get() == 5; });
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  waiter.join();
+  BOOST_TEST(done == 6);
+}
+
+BOOST_AUTO_TEST_CASE(read_until_and_streambuf)
+{
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  asio::streambuf sb;
+  std::string line;
+  const std::string text = "first line\nsecond";
+  asio::async_write(a, asio::buffer(text), [](error_code, std::size_t) {});
+  asio::async_read_until(b, sb, '\n', [&](error_code ec, std::size_t n) {
+    BOOST_TEST(!ec);
+    line.assign(asio::buffers_begin(sb.data()), asio::buffers_begin(sb.data()) + n);
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(line == "first line\n");
+}
+
+BOOST_AUTO_TEST_CASE(range_connect)
+{
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  std::vector<tcp::endpoint> eps{zokio_test::refusing_endpoint(ctx), acceptor.local_endpoint()};
+  tcp::socket s(ctx);
+  tcp::endpoint connected;
+  asio::async_connect(s, eps, [&](error_code ec, tcp::endpoint ep) {
+    BOOST_TEST(!ec);
+    connected = ep;
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((connected == acceptor.local_endpoint()));
+
+  // Nothing acceptable: not_found, through the executor.
+  tcp::socket s2(ctx);
+  error_code result;
+  bool inside = true;
+  asio::async_connect(s2, std::vector<tcp::endpoint>{}, [&](error_code ec, tcp::endpoint) {
+    BOOST_TEST(!inside);
+    result = ec;
+  });
+  inside = false;
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((result == asio::error::not_found));
+
+  // Only refusing endpoints: the last error.
+  tcp::socket s3(ctx);
+  auto it_result = eps.end();
+  asio::async_connect(s3, eps.begin(), eps.begin() + 1, [&](error_code ec, std::vector<tcp::endpoint>::iterator it) {
+    result = ec;
+    it_result = it;
+  });
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((result == asio::error::connection_refused));
+  BOOST_TEST((it_result == eps.begin() + 1));
+
+  // Synchronous.
+  tcp::socket s4(ctx);
+  BOOST_TEST((asio::connect(s4, eps) == acceptor.local_endpoint()));
+}
+
+BOOST_AUTO_TEST_CASE(resolver_results)
+{
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  tcp::resolver resolver(ctx);
+  auto results = resolver.resolve("127.0.0.1", std::to_string(acceptor.local_endpoint().port()));
+  tcp::socket s(ctx);
+  bool ok = false;
+  asio::async_connect(s, results, [&](error_code ec, tcp::endpoint) { ok = !ec; });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(ok);
+}
+
+BOOST_AUTO_TEST_CASE(ipv6_loopback)
+{
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx);
+  error_code ec;
+  acceptor.open(tcp::v6(), ec);
+  if (!ec)
+    acceptor.bind(tcp::endpoint(asio::ip::address_v6::loopback(), 0), ec);
+  if (ec)
+  {
+    BOOST_TEST_MESSAGE("skipped: no IPv6 loopback (" << ec.message() << ")");
+    return;
+  }
+  acceptor.listen();
+  tcp::socket client(ctx), server(ctx);
+  std::string got(5, '\0');
+  acceptor.async_accept(server, [&](error_code ec) {
+    BOOST_TEST(!ec);
+    asio::async_read(server, asio::buffer(got), [](error_code ec, std::size_t) { BOOST_TEST(!ec); });
+  });
+  client.async_connect(acceptor.local_endpoint(), [&](error_code ec) {
+    BOOST_TEST(!ec);
+    asio::async_write(client, asio::buffer("six66", 5), [](error_code ec, std::size_t) { BOOST_TEST(!ec); });
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(got == "six66");
+  BOOST_TEST(client.remote_endpoint().address().is_v6());
+}
+
+BOOST_AUTO_TEST_CASE(non_zokio_executor_is_refused)
+{
+  asio::io_context actx;
+  try
+  {
+    tcp::socket s(actx);
+    BOOST_FAIL("a zokio socket on an Asio context must throw");
+  }
+  catch (const boost::system::system_error& e)
+  {
+    BOOST_TEST((e.code() == zokio::error::not_a_zokio_executor));
+  }
+  try
+  {
+    tcp::acceptor a(asio::any_io_executor(actx.get_executor()));
+    BOOST_FAIL("a zokio acceptor on an Asio executor must throw");
+  }
+  catch (const boost::system::system_error& e)
+  {
+    BOOST_TEST((e.code() == zokio::error::not_a_zokio_executor));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(strand_sockets_complete_on_the_strand)
+{
+  zokio::io_context ctx;
+  auto strand = asio::make_strand(ctx);
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  tcp::socket s(strand, tcp::v4(), a.release());
+  bool on_strand = false;
+  b.send(asio::buffer("z", 1));
+  char c;
+  s.async_read_some(asio::buffer(&c, 1), [&](error_code ec, std::size_t) {
+    BOOST_TEST(!ec);
+    on_strand = strand.running_in_this_thread();
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(on_strand);
+}
+
+BOOST_AUTO_TEST_CASE(operations_started_outside_the_run_loop)
+{
+  // Started from a thread that does not run the context: handed over.
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  auto guard = asio::make_work_guard(ctx);
+  std::thread runner([&] { ctx.run(); });
+  char buf[8];
+  std::promise<std::size_t> got;
+  a.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t n) {
+    BOOST_TEST(!ec);
+    got.set_value(n);
+  });
+  b.send(asio::buffer("hey", 3));
+  BOOST_TEST(got.get_future().get() == 3u);
+  // Cancelled from this thread, while in the other thread's ring.
+  std::promise<error_code> cancelled;
+  a.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t) { cancelled.set_value(ec); });
+  std::this_thread::sleep_for(10ms);
+  a.cancel();
+  BOOST_TEST((cancelled.get_future().get() == asio::error::operation_aborted));
+  guard.reset();
+  runner.join();
+}
+
+BOOST_AUTO_TEST_CASE(cancel_from_another_thread_races_completion)
+{
+  // Many reads, each raced by a cancel from a thread that does not run the
+  // context: every read completes exactly once, with data or aborted.
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  auto guard = asio::make_work_guard(ctx);
+  std::thread runner([&] { ctx.run(); });
+  constexpr int rounds = 2000;
+  char buf[64];
+  std::atomic<int> completions{0}, data{0};
+  for (int i = 0; i < rounds; ++i)
+  {
+    std::promise<void> done;
+    std::atomic<bool> started{false};
+    asio::post(ctx, [&, &a = a] {
+      a.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t) {
+        ++completions;
+        if (!ec)
+          ++data;
+        done.set_value();
+      });
+      started = true;
+    });
+    if (i % 2)
+      b.send(asio::buffer("d", 1));
+    while (!started)
+      std::this_thread::yield();
+    a.cancel();
+    done.get_future().wait();
+  }
+  guard.reset();
+  runner.join();
+  BOOST_TEST(completions.load() == rounds);
+  BOOST_TEST_MESSAGE("reads that got data before their cancellation: " << data.load());
+}
+
+BOOST_AUTO_TEST_CASE(two_threads_run_one_context)
+{
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  constexpr int conns = 50, rounds = 100;
+  std::atomic<int> echoed{0};
+  auto session = [&](tcp::socket s) -> asio::awaitable<void> {
+    char buf[256];
+    for (;;)
+    {
+      auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+      if (ec)
+        co_return;
+      co_await asio::async_write(s, asio::buffer(buf, n), asio::use_awaitable);
+    }
+  };
+  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+    for (int i = 0; i < conns; ++i)
+      asio::co_spawn(ctx, session(co_await acceptor.async_accept(asio::use_awaitable)), asio::detached);
+  }, asio::detached);
+  for (int c = 0; c < conns; ++c)
+  {
+    asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+      tcp::socket s(ctx);
+      co_await s.async_connect(acceptor.local_endpoint(), asio::use_awaitable);
+      std::string msg = pattern(100, 7), got(100, '\0');
+      for (int r = 0; r < rounds; ++r)
+      {
+        co_await asio::async_write(s, asio::buffer(msg), asio::use_awaitable);
+        co_await asio::async_read(s, asio::buffer(got), asio::use_awaitable);
+        BOOST_TEST((got == msg));
+      }
+      ++echoed;
+    }, asio::detached);
+  }
+  std::thread other([&] { ctx.run(); });
+  zokio_test::run_bounded(ctx);
+  other.join();
+  BOOST_TEST(echoed.load() == conns);
+}

@@ -1,0 +1,183 @@
+// zokio/detail/uring/socket_op.hpp: the base of every kernel operation on a
+// socket: its place in the socket's list, its start, and its cancellation.
+//
+// Life of a socket operation:
+//   1. The initiating function allocates it (handler's allocator), links it
+//      into its socket_state's list and starts it: on the calling thread's
+//      ring if that thread runs the context, otherwise it is handed to a
+//      thread that does (start_step), which links it to its own ring.
+//   2. Its CQE is reaped by that runner (the op's home_); its completion
+//      function unlinks it (the last unlink of a closed socket closes the
+//      descriptor), frees the memory and invokes the handler.
+//
+// Cancellation (socket cancel(), close(), destruction, or a cancellation
+// slot) must be submitted as IORING_OP_ASYNC_CANCEL on the ring that holds the
+// operation. Each operation embeds a cancel step for that, so cancelling
+// never allocates. Under the socket's lock, the canceller marks the operation
+// (cancel_pending_) and then, on the home runner's thread, starts the step at
+// once; from any other thread it hands the step to the home runner
+// (runner::post_remote). The step sets cancelled_ (an operation still waiting
+// for a free SQE is then prepared as a NOP and completes with
+// operation_aborted) and submits the cancel request after the operation in
+// submission order, so the kernel always sees the operation first.
+//
+// The operation's memory must outlive its cancel request (the request names
+// it by address: were the memory reused by another operation on the same
+// ring, the request could hit that one). So an operation whose CQE arrives
+// while its step is pending does not complete: it sets deferred_ and the
+// step, when its own CQE has been reaped, runs the completion. An operation
+// not yet on a ring (home_ null) is only marked (abort_): its start step then
+// completes it with operation_aborted instead of submitting it.
+#ifndef ZOKIO_DETAIL_URING_SOCKET_OP_HPP
+#define ZOKIO_DETAIL_URING_SOCKET_OP_HPP
+
+#include <zokio/detail/sched/scheduler.hpp>
+#include <zokio/detail/uring/socket_state.hpp>
+#include <zokio/detail/uring/uring_operation.hpp>
+
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <cerrno>
+
+namespace zokio {
+namespace detail {
+
+class socket_op : public uring_operation
+{
+public:
+  // The socket, or null for an operation that completes without the kernel
+  // (zero-length transfer, socket not open).
+  socket_state* state_;
+
+  // Identifies the operation for per-operation cancellation: the address of
+  // the handler installed in its cancellation slot, or null.
+  void* cancellation_key_ = nullptr;
+
+  // Links the operation into its socket and starts it (see the life above).
+  // The operation counts as outstanding work from here on.
+  void start(scheduler& s);
+
+  // Completes the operation with result (a byte count or -errno) without
+  // involving the kernel, through the run loop: never inside the caller.
+  void complete_now(scheduler& s, int result);
+
+  // Under the socket's lock: marks the operation for cancellation. Returns
+  // the step to dispatch (after unlocking) or null when there is nothing to
+  // submit (already being cancelled, or not yet on a ring).
+  uring_operation* request_cancel() noexcept;
+
+  // Starts or hands over a step returned by request_cancel. Not under the lock.
+  static void dispatch_cancel(scheduler& s, uring_operation* step) noexcept;
+
+protected:
+  socket_op(func_type complete, prepare_func prepare) noexcept
+    : uring_operation(complete, prepare), state_(nullptr), complete_(complete), cancel_(this)
+  {
+  }
+
+  // First thing a completion function does: false means "not now" (a
+  // cancel step is still in flight and will run the completion later).
+  // Otherwise the operation is unlinked from its socket. owner is null when
+  // the operation is being destroyed.
+  bool finish() noexcept;
+
+  // First thing a prepare function does: true when the operation was
+  // cancelled before its SQE could be prepared; the SQE is then a NOP.
+  bool prepare_cancelled(::io_uring_sqe* sqe) noexcept
+  {
+    if (!cancelled_)
+      return false;
+    ::io_uring_prep_nop(sqe);
+    nop_ = true;
+    return true;
+  }
+
+  // The CQE result as the operation reports it: a NOP stand-in or a request
+  // interrupted by its cancellation count as cancelled.
+  int result() const noexcept
+  {
+    if (nop_ || (cancelled_ && result_ == -EINTR))
+      return -ECANCELED;
+    return result_;
+  }
+
+  // The error for a negative result.
+  static boost::system::error_code error_for(int res) noexcept
+  {
+    boost::system::error_code ec;
+    if (res == already_open_result)
+      ec = boost::asio::error::already_open;
+    else if (res < 0)
+      ec.assign(-res, boost::asio::error::get_system_category());
+    return ec;
+  }
+
+public:
+  // A result no kernel returns: completes with boost::asio::error::already_open.
+  static constexpr int already_open_result = -(1 << 20);
+
+protected:
+
+private:
+  friend class socket_service;
+
+  // The step that submits IORING_OP_ASYNC_CANCEL for its operation.
+  class cancel_step final : public uring_operation
+  {
+  public:
+    explicit cancel_step(socket_op* target) noexcept
+      : uring_operation(&do_start, &do_prepare), target_(target)
+    {
+    }
+
+    void set_start() noexcept { set_func(&do_start); }
+    void set_done() noexcept { set_func(&do_done); }
+
+    socket_op* const target_;
+
+  private:
+    static void do_prepare(uring_operation* op, ::io_uring_sqe* sqe);
+    static void do_start(scheduler* owner, operation* op);
+    static void do_done(scheduler* owner, operation* op);
+  };
+
+  static void start_step(scheduler* owner, operation* op);
+  void submit_on(runner& r);
+
+  func_type complete_;       // the completion (func_ is start_step meanwhile)
+  cancel_step cancel_;
+
+  // Under the socket's lock.
+  socket_op* link_prev_ = nullptr;
+  socket_op* link_next_ = nullptr;
+  runner* home_ = nullptr;      // whose ring holds it; null until it reaches one
+  bool abort_ = false;          // cancelled before it reached a ring
+  bool cancel_pending_ = false; // cancel_ is queued or in flight
+  bool deferred_ = false;       // completed while cancel_ was pending
+
+  // Home runner's thread only.
+  bool cancelled_ = false;      // a cancel request follows it
+  bool nop_ = false;            // prepared as a NOP: completes as cancelled
+};
+
+// Installed in a handler's cancellation slot: cancels the socket's operation
+// that carries this object's address as its key. Terminal, partial and total
+// cancellation all cancel (a socket operation that has not completed has
+// transferred nothing, so there is nothing to undo).
+class socket_op_cancellation
+{
+public:
+  explicit socket_op_cancellation(socket_state* state) noexcept : state_(state) {}
+
+  void operator()(boost::asio::cancellation_type_t type);
+
+private:
+  socket_state* state_;
+};
+
+} // namespace detail
+} // namespace zokio
+
+#endif // ZOKIO_DETAIL_URING_SOCKET_OP_HPP

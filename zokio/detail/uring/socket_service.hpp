@@ -1,0 +1,265 @@
+// zokio/detail/uring/socket_service.hpp: the implementation behind zokio's
+// socket and acceptor objects, one service per context.
+//
+// Each open socket has a socket_state (socket_state.hpp) from the service's
+// pool; asynchronous operations are socket_ops (socket_op.hpp) submitted on
+// the ring of the thread that starts them. Synchronous calls (bind, listen,
+// setsockopt, blocking send/receive...) are Asio's socket_ops functions on
+// the descriptor.
+//
+// Close protocol: close() (or destruction) detaches the state from the socket
+// object and asks for the cancellation of every operation linked to it. If
+// none is linked, the descriptor is closed at once; otherwise the last
+// operation to complete closes it. Until then the descriptor number stays
+// taken, so no open() in between can receive it while a request naming it
+// may still be issued by the kernel.
+#ifndef ZOKIO_DETAIL_URING_SOCKET_SERVICE_HPP
+#define ZOKIO_DETAIL_URING_SOCKET_SERVICE_HPP
+
+#include <zokio/detail/sched/scheduler.hpp>
+#include <zokio/detail/uring/ops/accept_op.hpp>
+#include <zokio/detail/uring/ops/connect_op.hpp>
+#include <zokio/detail/uring/ops/poll_op.hpp>
+#include <zokio/detail/uring/ops/recv_op.hpp>
+#include <zokio/detail/uring/ops/send_op.hpp>
+#include <zokio/detail/uring/socket_handler.hpp>
+#include <zokio/detail/uring/socket_op.hpp>
+#include <zokio/detail/uring/socket_state.hpp>
+
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/detail/socket_ops.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/socket_base.hpp>
+
+#include <cerrno>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <poll.h>
+
+namespace zokio {
+namespace detail {
+
+class socket_service
+  : public boost::asio::detail::execution_context_service_base<socket_service>
+{
+public:
+  // State of one socket object: its shared state (null when closed) and the
+  // protocol it was opened with.
+  template <typename Protocol>
+  struct implementation_type
+  {
+    implementation_type() : protocol_(typename Protocol::endpoint().protocol()) {}
+
+    socket_state* state_ = nullptr;
+    Protocol protocol_;
+  };
+
+  explicit socket_service(boost::asio::execution_context& ctx);
+  ~socket_service();
+
+  // Operations still queued are destroyed by the scheduler's shutdown, which
+  // runs after this one (it was created first); nothing to do here.
+  void shutdown() override;
+
+  scheduler& owner() noexcept { return scheduler_; }
+
+  // Creates a descriptor (close-on-exec) and a state for it.
+  socket_state* open(int family, int type, int protocol, boost::system::error_code& ec);
+
+  // Wraps an existing descriptor; stream tells whether it is stream-oriented
+  // (a zero-byte receive then means end of stream).
+  socket_state* assign(int fd, bool stream, boost::system::error_code& ec);
+
+  // Detaches the state from its socket object and cancels its operations;
+  // the descriptor is closed now or when the last operation completes. st
+  // becomes null. Closing a closed socket succeeds. With destruction set (a
+  // socket object's destructor), a lingering close is made non-blocking, as
+  // in Asio; a close deferred to the last operation's completion always is,
+  // since it runs inside the event loop.
+  void close(socket_state*& st, boost::system::error_code& ec,
+      bool destruction = false) noexcept;
+
+  // As close(), but the descriptor is not closed: it is returned (or -1 with
+  // ec set). Operations in flight complete with operation_aborted.
+  int release(socket_state*& st, boost::system::error_code& ec) noexcept;
+
+  // Cancels every operation of the socket (each completes with
+  // operation_aborted, or with its result if it was already done). Any thread.
+  void cancel(socket_state* st) noexcept;
+
+  // Cancels the operation whose cancellation key is key. Any thread.
+  void cancel_by_key(socket_state& st, void* key) noexcept;
+
+  // Returns a drained state to the pool, closing its descriptor unless it
+  // was released.
+  void reclaim(socket_state* st) noexcept;
+
+  // Asynchronous operations. Each takes the handler by reference and moves
+  // it into the operation; the handler runs as if posted.
+
+  template <std::size_t MaxBuffers, typename MutableBufferSequence, typename Handler,
+      typename IoExecutor>
+  void async_receive(socket_state* st, bool is_stream, const MutableBufferSequence& buffers,
+      int flags, Handler& handler, const IoExecutor& io_ex)
+  {
+    using op = recv_op<MutableBufferSequence, MaxBuffers, Handler, IoExecutor>;
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, buffers, flags, is_stream);
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -EBADF);
+    if (is_stream && o->total_size() == 0)
+      return o->complete_now(scheduler_, 0);
+    start(o, st, slot);
+  }
+
+  template <typename MutableBufferSequence, typename Endpoint, typename Handler,
+      typename IoExecutor>
+  void async_receive_from(socket_state* st, const MutableBufferSequence& buffers,
+      Endpoint& sender, int flags, Handler& handler, const IoExecutor& io_ex)
+  {
+    using op = recvfrom_op<MutableBufferSequence, Endpoint, Handler, IoExecutor>;
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, buffers, sender, flags);
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -EBADF);
+    start(o, st, slot);
+  }
+
+  template <std::size_t MaxBuffers, typename ConstBufferSequence, typename Handler,
+      typename IoExecutor>
+  void async_send(socket_state* st, bool is_stream, const ConstBufferSequence& buffers,
+      int flags, Handler& handler, const IoExecutor& io_ex)
+  {
+    using op = send_op<ConstBufferSequence, MaxBuffers, Handler, IoExecutor>;
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, buffers, flags);
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -EBADF);
+    if (is_stream && o->total_size() == 0)
+      return o->complete_now(scheduler_, 0);
+    start(o, st, slot);
+  }
+
+  template <typename ConstBufferSequence, typename Endpoint, typename Handler,
+      typename IoExecutor>
+  void async_send_to(socket_state* st, const ConstBufferSequence& buffers,
+      const Endpoint& destination, int flags, Handler& handler, const IoExecutor& io_ex)
+  {
+    using op = sendto_op<ConstBufferSequence, Endpoint, Handler, IoExecutor>;
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, buffers, destination, flags);
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -EBADF);
+    start(o, st, slot);
+  }
+
+  // Connects st (which the caller has opened). If opening failed the caller
+  // passes the error as open_error and the operation completes with it.
+  template <typename Endpoint, typename Handler, typename IoExecutor>
+  void async_connect(socket_state* st, const Endpoint& peer, int open_error,
+      Handler& handler, const IoExecutor& io_ex)
+  {
+    using op = connect_op<Endpoint, Handler, IoExecutor>;
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, peer);
+    if (open_error != 0)
+      return o->complete_now(scheduler_, -open_error);
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -EBADF);
+    start(o, st, slot);
+  }
+
+  template <typename Handler, typename IoExecutor>
+  void async_wait(socket_state* st, boost::asio::socket_base::wait_type w, Handler& handler,
+      const IoExecutor& io_ex)
+  {
+    using op = poll_op<Handler, IoExecutor>;
+    unsigned events = 0;
+    switch (w)
+    {
+    case boost::asio::socket_base::wait_read:
+      events = POLLIN;
+      break;
+    case boost::asio::socket_base::wait_write:
+      events = POLLOUT;
+      break;
+    case boost::asio::socket_base::wait_error:
+      events = POLLPRI | POLLERR | POLLHUP;
+      break;
+    }
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, events);
+    if (events == 0)
+      return o->complete_now(scheduler_, -EINVAL);
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -EBADF);
+    start(o, st, slot);
+  }
+
+  // Accepts into peer, which must not be open.
+  template <typename Socket, typename Handler, typename IoExecutor>
+  void async_accept(socket_state* st, Socket& peer, typename Socket::endpoint_type* peer_endpoint,
+      const typename Socket::protocol_type& protocol, Handler& handler, const IoExecutor& io_ex)
+  {
+    using op = accept_op<Socket, Handler, IoExecutor>;
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, peer, peer_endpoint, protocol);
+    if (peer.is_open())
+      return o->complete_now(scheduler_, socket_op::already_open_result);
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -EBADF);
+    start(o, st, slot);
+  }
+
+  // Accepts a new Socket (on peer_ex), handed to the handler.
+  template <typename Socket, typename Handler, typename IoExecutor>
+  void async_move_accept(socket_state* st, const typename Socket::executor_type& peer_ex,
+      typename Socket::endpoint_type* peer_endpoint,
+      const typename Socket::protocol_type& protocol, Handler& handler, const IoExecutor& io_ex)
+  {
+    using op = move_accept_op<Socket, Handler, IoExecutor>;
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, peer_ex, peer_endpoint, protocol);
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -EBADF);
+    start(o, st, slot);
+  }
+
+private:
+  template <typename Slot>
+  void start(socket_op* o, socket_state* st, Slot& slot)
+  {
+    o->state_ = st;
+    if (slot.is_connected())
+      o->cancellation_key_ = &slot.template emplace<socket_op_cancellation>(st);
+    o->start(scheduler_);
+  }
+
+  socket_state* allocate_state();
+
+  // States per slab. Arbitrary: small enough that a program with a few
+  // sockets allocates little, large enough that ten thousand connections
+  // make a few dozen allocations.
+  static constexpr std::size_t slab_size = 256;
+
+  scheduler& scheduler_;
+  std::mutex pool_mutex_;
+  socket_state* free_ = nullptr;
+  std::vector<std::unique_ptr<socket_state[]>> slabs_;
+};
+
+} // namespace detail
+} // namespace zokio
+
+#endif // ZOKIO_DETAIL_URING_SOCKET_SERVICE_HPP

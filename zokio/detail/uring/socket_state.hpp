@@ -1,0 +1,93 @@
+// zokio/detail/uring/socket_state.hpp: the shared state of one open socket.
+//
+// A socket object (basic_socket and friends) points to a socket_state; so
+// does every operation in flight on it. The state outlives the socket object
+// when operations are still in flight when it is closed or destroyed: the
+// descriptor is closed only once the last of them has completed, so the
+// kernel can never act on a descriptor number that has been reused by
+// another open() in the meantime.
+//
+// States come from a pool in the socket_service and are never returned to
+// the heap before the service is destroyed, so a cancellation handler left in
+// a user's cancellation slot can always lock the state it names (as Asio's
+// reactor keeps its descriptor states).
+#ifndef ZOKIO_DETAIL_URING_SOCKET_STATE_HPP
+#define ZOKIO_DETAIL_URING_SOCKET_STATE_HPP
+
+#include <zokio/detail/config.hpp>
+
+#include <boost/asio/detail/socket_ops.hpp>
+
+#include <atomic>
+#include <thread>
+
+namespace zokio {
+namespace detail {
+
+class socket_op;
+class socket_service;
+
+// A test-and-test-and-set lock for critical sections of a few instructions
+// (linking an operation, marking it for cancellation). Uncontended it costs
+// one atomic exchange.
+class spin_lock
+{
+public:
+  void lock() noexcept
+  {
+    for (unsigned spins = 0;; ++spins)
+    {
+      if (!locked_.exchange(true, std::memory_order_acquire))
+        return;
+      while (locked_.load(std::memory_order_relaxed))
+      {
+        if (++spins > 64)
+          std::this_thread::yield();
+        else
+          cpu_relax();
+      }
+    }
+  }
+
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+private:
+  static void cpu_relax() noexcept
+  {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+
+  std::atomic<bool> locked_{false};
+};
+
+class socket_state
+{
+public:
+  // The descriptor. Fixed while the state is in use: set before the first
+  // operation, closed only after the last one has completed.
+  int fd_ = -1;
+
+  // Asio's socket state bits (user_set_non_blocking, stream_oriented, ...),
+  // for the synchronous calls of socket_ops. Touched by the socket's owner.
+  boost::asio::detail::socket_ops::state_type flags_ = 0;
+
+  // Under lock_: whether a socket object still holds the state, whether the
+  // descriptor is closed once the operations drain (not after release()),
+  // and the operations linked to it (in flight or about to be).
+  spin_lock lock_;
+  bool open_ = false;
+  bool close_on_drain_ = true;
+  socket_op* ops_ = nullptr;
+
+  socket_service* service_ = nullptr;  // owner of the pool
+  socket_state* next_free_ = nullptr;  // pool link
+};
+
+} // namespace detail
+} // namespace zokio
+
+#endif // ZOKIO_DETAIL_URING_SOCKET_STATE_HPP

@@ -2,8 +2,15 @@
 #ifndef ZOKIO_ZOKIO_HPP
 #define ZOKIO_ZOKIO_HPP
 
+#include <zokio/basic_datagram_socket.hpp>
+#include <zokio/basic_socket.hpp>
+#include <zokio/basic_socket_acceptor.hpp>
+#include <zokio/basic_stream_socket.hpp>
+#include <zokio/connect.hpp>
 #include <zokio/error.hpp>
 #include <zokio/io_context.hpp>
+#include <zokio/ip/tcp.hpp>
+#include <zokio/ip/udp.hpp>
 #include <zokio/statistics.hpp>
 #include <zokio/timer/basic_waitable_timer.hpp>
 #include <zokio/timer/high_resolution_timer.hpp>

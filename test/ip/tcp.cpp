@@ -27,10 +27,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/http.hpp>
 
 #include <array>
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <future>
 #include <string>
@@ -923,13 +926,16 @@ BOOST_AUTO_TEST_CASE(operations_started_outside_the_run_loop)
   auto guard = asio::make_work_guard(ctx);
   std::thread runner([&] { ctx.run(); });
   char buf[8];
-  std::promise<std::size_t> got;
+  // (No BOOST_TEST in handlers that run on the other thread: Boost.Test's
+  // log is not thread-safe.)
+  std::promise<std::pair<error_code, std::size_t>> got;
   a.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t n) {
-    BOOST_TEST(!ec);
-    got.set_value(n);
+    got.set_value({ec, n});
   });
   b.send(asio::buffer("hey", 3));
-  BOOST_TEST(got.get_future().get() == 3u);
+  auto [read_ec, read_n] = got.get_future().get();
+  BOOST_TEST(!read_ec);
+  BOOST_TEST(read_n == 3u);
   // Cancelled from this thread, while in the other thread's ring.
   std::promise<error_code> cancelled;
   a.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t) { cancelled.set_value(ec); });
@@ -982,7 +988,7 @@ BOOST_AUTO_TEST_CASE(two_threads_run_one_context)
   zokio::io_context ctx;
   tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
   constexpr int conns = 50, rounds = 100;
-  std::atomic<int> echoed{0};
+  std::atomic<int> echoed{0}, mismatches{0};
   auto session = [&](tcp::socket s) -> asio::awaitable<void> {
     char buf[256];
     for (;;)
@@ -1007,7 +1013,8 @@ BOOST_AUTO_TEST_CASE(two_threads_run_one_context)
       {
         co_await asio::async_write(s, asio::buffer(msg), asio::use_awaitable);
         co_await asio::async_read(s, asio::buffer(got), asio::use_awaitable);
-        BOOST_TEST((got == msg));
+        if (got != msg)
+          ++mismatches;
       }
       ++echoed;
     }, asio::detached);
@@ -1016,4 +1023,234 @@ BOOST_AUTO_TEST_CASE(two_threads_run_one_context)
   zokio_test::run_bounded(ctx);
   other.join();
   BOOST_TEST(echoed.load() == conns);
+  BOOST_TEST(mismatches.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(beast_http_round_trip_with_keep_alive)
+{
+  namespace http = boost::beast::http;
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  int served = 0;
+  std::vector<std::string> bodies;
+  bool closed_by_server = false;
+
+  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+    tcp::socket s = co_await acceptor.async_accept(asio::use_awaitable);
+    boost::beast::flat_buffer buffer;
+    for (;;)
+    {
+      http::request<http::string_body> req;
+      auto [ec, n] = co_await http::async_read(s, buffer, req, asio::as_tuple(asio::use_awaitable));
+      if (ec)
+        break;
+      http::response<http::string_body> res{http::status::ok, req.version()};
+      res.body() = "you asked for " + std::string(req.target()) + " with " + req.body();
+      res.keep_alive(req.keep_alive());
+      res.prepare_payload();
+      co_await http::async_write(s, res, asio::use_awaitable);
+      ++served;
+      if (!req.keep_alive())
+        break;
+    }
+    s.shutdown(tcp::socket::shutdown_send);
+  }, asio::detached);
+
+  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+    tcp::socket s(ctx);
+    co_await s.async_connect(acceptor.local_endpoint(), asio::use_awaitable);
+    boost::beast::flat_buffer buffer;
+    for (int i = 0; i < 3; ++i)
+    {
+      http::request<http::string_body> req{http::verb::post, "/item/" + std::to_string(i), 11};
+      req.body() = std::string(1000 * (i + 1), 'b');
+      req.keep_alive(i < 2);
+      req.prepare_payload();
+      co_await http::async_write(s, req, asio::use_awaitable);
+      http::response<http::string_body> res;
+      co_await http::async_read(s, buffer, res, asio::use_awaitable);
+      bodies.push_back(res.body());
+    }
+    char c;
+    auto [ec, n] = co_await s.async_read_some(asio::buffer(&c, 1), asio::as_tuple(asio::use_awaitable));
+    closed_by_server = ec == asio::error::eof;
+  }, asio::detached);
+
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(served == 3);
+  BOOST_TEST_REQUIRE(bodies.size() == 3u);
+  for (int i = 0; i < 3; ++i)
+    BOOST_TEST(bodies[i] == "you asked for /item/" + std::to_string(i) + " with " + std::string(1000 * (i + 1), 'b'));
+  BOOST_TEST(closed_by_server);
+}
+
+//------------------------------------------------------------------------------
+// Error paths and load.
+
+BOOST_AUTO_TEST_CASE(peer_reset_during_read)
+{
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  char buf[16];
+  error_code result;
+  a.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t) { result = ec; });
+  asio::post(ctx, [&, &b = b] {
+    b.set_option(tcp::socket::linger(true, 0)); // close() sends RST
+    b.close();
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((result == asio::error::connection_reset), result.message());
+}
+
+BOOST_AUTO_TEST_CASE(peer_reset_during_write_never_raises_sigpipe)
+{
+  zokio::io_context ctx;
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  std::string big(8 << 20, 'w');
+  error_code result;
+  std::size_t written = 0;
+  asio::async_write(a, asio::buffer(big), [&](error_code ec, std::size_t n) {
+    result = ec;
+    written = n;
+  });
+  char buf[4096];
+  b.async_read_some(asio::buffer(buf), [&, &b = b](error_code ec, std::size_t) {
+    BOOST_TEST(!ec);
+    b.set_option(tcp::socket::linger(true, 0));
+    b.close();
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((result == asio::error::connection_reset || result == asio::error::broken_pipe),
+      result.message());
+  BOOST_TEST(written < big.size());
+  // Writing again to the dead connection: an error, still no SIGPIPE.
+  error_code again;
+  a.async_write_some(asio::buffer(big.data(), 100), [&](error_code ec, std::size_t) { again = ec; });
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(!!again);
+}
+
+BOOST_AUTO_TEST_CASE(accept_recovers_after_running_out_of_descriptors)
+{
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  std::vector<tcp::socket> clients;
+  for (int i = 0; i < 4; ++i)
+  {
+    clients.emplace_back(ctx);
+    clients.back().connect(acceptor.local_endpoint());
+  }
+  // Leave room for exactly one more descriptor.
+  ::rlimit saved{};
+  ::getrlimit(RLIMIT_NOFILE, &saved);
+  int highest = 0;
+  for (int fd = 0; fd < 4096; ++fd)
+    if (fd_is_open(fd))
+      highest = fd;
+  ::rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(highest + 1);
+  BOOST_TEST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  std::vector<int> fillers; // plug the holes below the limit, then free one
+  for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;)
+    fillers.push_back(fd);
+  if (!fillers.empty())
+  {
+    ::close(fillers.back());
+    fillers.pop_back();
+  }
+  else
+  {
+    low.rlim_cur += 1;
+    ::setrlimit(RLIMIT_NOFILE, &low);
+  }
+
+  std::vector<tcp::socket> accepted;
+  std::vector<error_code> results;
+  std::function<void(int)> rest = [&](int left) {
+    if (left == 0)
+      return;
+    acceptor.async_accept([&, left](error_code ec, tcp::socket s) {
+      BOOST_TEST(!ec, ec.message());
+      accepted.push_back(std::move(s));
+      rest(left - 1);
+    });
+  };
+  std::function<void()> accept_one = [&] {
+    acceptor.async_accept([&](error_code ec, tcp::socket s) {
+      results.push_back(ec);
+      if (!ec)
+      {
+        accepted.push_back(std::move(s));
+        return accept_one();
+      }
+      BOOST_TEST((ec == asio::error::no_descriptors || ec.value() == ENFILE), ec.message());
+      // Free descriptors, then accept the rest.
+      ::setrlimit(RLIMIT_NOFILE, &saved);
+      rest(4 - static_cast<int>(accepted.size()));
+    });
+  };
+  accept_one();
+  zokio_test::run_bounded(ctx);
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+  for (int fd : fillers)
+    ::close(fd);
+  BOOST_TEST(accepted.size() == 4u);
+  BOOST_TEST(results.size() == 2u); // one accepted, then out of descriptors
+  // Every accepted connection works.
+  for (std::size_t i = 0; i < accepted.size(); ++i)
+    BOOST_TEST(accepted[i].send(asio::buffer("k", 1)) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(one_thousand_connections_echo_every_byte)
+{
+  constexpr int conns = 1000;
+  constexpr std::size_t size = 16 * 1024;
+  if (zokio_test::raise_fd_limit(2 * conns + 100) < 2 * conns + 100)
+  {
+    BOOST_TEST_MESSAGE("skipped: RLIMIT_NOFILE cannot be raised to " << 2 * conns + 100);
+    return;
+  }
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  acceptor.listen(conns);
+  int verified = 0;
+  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+    for (int i = 0; i < conns; ++i)
+    {
+      asio::co_spawn(ctx, [](tcp::socket s) -> asio::awaitable<void> {
+        char buf[4096];
+        for (;;)
+        {
+          auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+          if (ec)
+            co_return;
+          co_await asio::async_write(s, asio::buffer(buf, n), asio::use_awaitable);
+        }
+      }(co_await acceptor.async_accept(asio::use_awaitable)), asio::detached);
+    }
+  }, asio::detached);
+  for (int c = 0; c < conns; ++c)
+  {
+    asio::co_spawn(ctx, [&, c]() -> asio::awaitable<void> {
+      tcp::socket s(ctx);
+      co_await s.async_connect(acceptor.local_endpoint(), asio::use_awaitable);
+      std::string out = pattern(size, static_cast<unsigned>(c) + 11), in(size, '\0');
+      // Write and read concurrently (the echo may need the reader to make room).
+      auto writer = asio::async_write(s, asio::buffer(out), asio::deferred);
+      auto reader = asio::async_read(s, asio::buffer(in), asio::deferred);
+      using namespace asio::experimental::awaitable_operators;
+      co_await (std::move(writer)(asio::use_awaitable) && std::move(reader)(asio::use_awaitable));
+      if (in == out)
+        ++verified;
+    }, [](std::exception_ptr e) {
+      if (e)
+      {
+        try { std::rethrow_exception(e); }
+        catch (const std::exception& x) { BOOST_TEST_MESSAGE("connection failed: " << x.what()); }
+      }
+    });
+  }
+  zokio_test::run_bounded(ctx, std::chrono::seconds(60));
+  BOOST_TEST(verified == conns);
 }

@@ -1,0 +1,140 @@
+// Runs the programs in example/ (as child processes) and checks what they do.
+#include <zokio/io_context.hpp>
+#include <zokio/ip/tcp.hpp>
+
+#define BOOST_TEST_MODULE examples
+#include <boost/test/unit_test.hpp>
+
+#include <support/process.hpp>
+
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using zokio::ip::tcp;
+using zokio_test::child;
+
+namespace {
+
+std::string program(const char* name)
+{
+  return std::string(ZOKIO_EXAMPLE_DIR) + "/" + name;
+}
+
+tcp::endpoint local(unsigned short port)
+{
+  return {asio::ip::address_v4::loopback(), port};
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(echo_server_and_client)
+{
+  // Two runs of the client (20 connections each); the server stops after 40.
+  child server({program("echo_server"), "0", "2", "40"});
+  unsigned short port = zokio_test::port_from(server.read_line());
+  BOOST_TEST_REQUIRE(port != 0);
+  for (int run = 0; run < 2; ++run)
+  {
+    child client({program("echo_client"), "127.0.0.1", std::to_string(port), "20", "50", "1000"});
+    std::string summary = client.read_line();
+    BOOST_TEST_MESSAGE(summary);
+    BOOST_TEST(client.wait() == 0);
+  }
+  BOOST_TEST(server.wait() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(chat_server_delivers_to_the_others)
+{
+  child server({program("chat_server"), "0", "3"});
+  unsigned short port = zokio_test::port_from(server.read_line());
+  BOOST_TEST_REQUIRE(port != 0);
+  zokio::io_context ctx;
+  std::vector<tcp::socket> clients;
+  for (int i = 0; i < 3; ++i)
+  {
+    clients.emplace_back(ctx);
+    clients.back().connect(local(port));
+    // A round trip so that the server has accepted (and numbered) it.
+    std::string hello = "joined " + std::to_string(i + 1) + "\n";
+    asio::write(clients.back(), asio::buffer(hello));
+  }
+  // Each later joiner's greeting reached the earlier ones; read them away.
+  std::vector<std::string> inbox(3);
+  for (int i = 0; i < 2; ++i)
+    for (int k = i + 1; k < 3; ++k)
+      asio::read_until(clients[i], asio::dynamic_buffer(inbox[i]), '\n'), inbox[i].erase(0, inbox[i].find('\n') + 1);
+  asio::write(clients[0], asio::buffer(std::string("hello room\n")));
+  for (int i = 1; i < 3; ++i)
+  {
+    std::size_t n = asio::read_until(clients[i], asio::dynamic_buffer(inbox[i]), "hello room\n");
+    std::string line = inbox[i].substr(0, n);
+    BOOST_TEST(line.find("1: hello room\n") != std::string::npos, line);
+  }
+  clients.clear();
+  BOOST_TEST(server.wait() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(udp_echo_server_and_client)
+{
+  child server({program("udp_echo"), "server", "0"});
+  unsigned short port = zokio_test::port_from(server.read_line());
+  BOOST_TEST_REQUIRE(port != 0);
+  child client({program("udp_echo"), "client", "127.0.0.1", std::to_string(port), "200", "1400"});
+  BOOST_TEST_MESSAGE(client.read_line());
+  BOOST_TEST(client.wait() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(http_server_fixed_body_files_and_keep_alive)
+{
+  namespace fs = std::filesystem;
+  fs::path root = fs::temp_directory_path() / ("zokio_http_" + std::to_string(::getpid()));
+  fs::create_directories(root);
+  std::string content(100000, 'z');
+  content += "end";
+  std::ofstream(root / "data.txt") << content;
+
+  child server({program("http_server"), "0", root.string()});
+  unsigned short port = zokio_test::port_from(server.read_line());
+  BOOST_TEST_REQUIRE(port != 0);
+
+  zokio::io_context ctx;
+  tcp::socket s(ctx);
+  s.connect(local(port));
+  boost::beast::flat_buffer buffer;
+  auto get = [&](const std::string& target, bool keep_alive) {
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, "localhost");
+    req.keep_alive(keep_alive);
+    http::write(s, req);
+    http::response<http::string_body> res;
+    http::read(s, buffer, res);
+    return res;
+  };
+  // Three requests on one connection (keep-alive), then one that closes.
+  auto r1 = get("/", true);
+  BOOST_TEST(r1.result_int() == 200u);
+  BOOST_TEST(r1.body() == "Hello from zokio\n");
+  BOOST_TEST(r1.keep_alive());
+  auto r2 = get("/files/data.txt", true);
+  BOOST_TEST(r2.result_int() == 200u);
+  BOOST_TEST((r2.body() == content));
+  auto r3 = get("/missing", true);
+  BOOST_TEST(r3.result_int() == 404u);
+  auto r4 = get("/", false);
+  BOOST_TEST(r4.result_int() == 200u);
+  BOOST_TEST(!r4.keep_alive());
+  char c;
+  boost::system::error_code ec;
+  s.read_some(asio::buffer(&c, 1), ec);
+  BOOST_TEST((ec == asio::error::eof));
+  fs::remove_all(root);
+}

@@ -104,6 +104,7 @@ socket_state* socket_service::assign(int fd, bool stream, boost::system::error_c
   st->fd_ = fd;
   st->flags_ = stream ? socket_ops::stream_oriented : socket_ops::datagram_oriented;
   st->close_on_drain_ = true;
+  st->recv_drained_.store(false, std::memory_order_relaxed);
   st->lock_.lock();
   st->open_ = true;
   st->ops_ = nullptr;

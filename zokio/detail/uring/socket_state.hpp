@@ -83,6 +83,11 @@ public:
   bool close_on_drain_ = true;
   socket_op* ops_ = nullptr;
 
+  // Receive hint: the last receive left the socket empty, so the next one
+  // arms poll first instead of trying a transfer that would fail
+  // (IORING_RECVSEND_POLL_FIRST). Any thread; only a hint.
+  std::atomic<bool> recv_drained_{false};
+
   socket_service* service_ = nullptr;  // owner of the pool
   socket_state* next_free_ = nullptr;  // pool link
 };

@@ -7,6 +7,7 @@
 #ifndef ZOKIO_DETAIL_URING_OPS_RECV_OP_HPP
 #define ZOKIO_DETAIL_URING_OPS_RECV_OP_HPP
 
+#include <zokio/detail/uring/net_features.hpp>
 #include <zokio/detail/uring/socket_buffers.hpp>
 #include <zokio/detail/uring/socket_handler.hpp>
 #include <zokio/detail/uring/socket_op.hpp>
@@ -40,10 +41,14 @@ protected:
     msg_.msg_iovlen = bufs_.count();
   }
 
-  // The outcome: bytes received, or the error.
+  // The outcome: bytes received, or the error. Also records for the next
+  // receive whether this one emptied the socket.
   void results(boost::system::error_code& ec, std::size_t& n) const noexcept
   {
     int r = result();
+    if (is_stream_ && state_)
+      state_->recv_drained_.store(r >= 0 && static_cast<std::size_t>(r) < bufs_.total_size()
+          && !(cqe_flags_ & IORING_CQE_F_SOCK_NONEMPTY), std::memory_order_relaxed);
     n = 0;
     if (r < 0)
     {
@@ -70,6 +75,11 @@ private:
       ::io_uring_prep_recv(sqe, fd, o->bufs_.iov()->iov_base, o->bufs_.iov()->iov_len, o->flags_);
     else
       ::io_uring_prep_recvmsg(sqe, fd, &o->msg_, static_cast<unsigned>(o->flags_));
+    // After a receive that emptied the socket the next one would find
+    // nothing: arm poll first and save the failed attempt (linux 5.19).
+    if (o->is_stream_ && o->state_->recv_drained_.load(std::memory_order_relaxed)
+        && uring::features().recv_poll_first)
+      sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
   }
 
   socket_buffers<boost::asio::mutable_buffer, MutableBufferSequence, MaxBuffers> bufs_;

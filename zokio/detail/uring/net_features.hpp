@@ -1,0 +1,45 @@
+// zokio/detail/uring/net_features.hpp: the io_uring networking features of the
+// running kernel, probed once per process.
+#ifndef ZOKIO_DETAIL_URING_NET_FEATURES_HPP
+#define ZOKIO_DETAIL_URING_NET_FEATURES_HPP
+
+#include <zokio/detail/config.hpp>
+
+namespace zokio {
+namespace detail {
+namespace uring {
+
+// Each flag is found by trying the feature on a small private ring and a
+// socket pair (not by kernel version), so backports count and a seccomp
+// profile that refuses something is respected. ZOKIO_NET_FEATURES=none
+// turns every one off (tests of the fallbacks; comparisons).
+struct net_features
+{
+  // IORING_RECVSEND_POLL_FIRST (linux 5.19): a receive arms poll at once
+  // instead of first trying a transfer that would fail.
+  bool recv_poll_first = false;
+
+  // IORING_ACCEPT_MULTISHOT (linux 5.19).
+  bool multishot_accept = false;
+
+  // IORING_REGISTER_PBUF_RING (linux 5.19): provided buffer rings.
+  bool buffer_ring = false;
+
+  // IORING_RECV_MULTISHOT (linux 6.0).
+  bool multishot_recv = false;
+
+  // IORING_OP_SEND_ZC (linux 6.0).
+  bool send_zc = false;
+
+  // IORING_ASYNC_CANCEL_FD | ALL (linux 5.19).
+  bool cancel_fd_all = false;
+};
+
+// The features of this kernel (probed on first call; thread-safe).
+const net_features& features() noexcept;
+
+} // namespace uring
+} // namespace detail
+} // namespace zokio
+
+#endif // ZOKIO_DETAIL_URING_NET_FEATURES_HPP

@@ -4,7 +4,9 @@
 
 #include <zokio/error.hpp>
 #include <zokio/io_context.hpp>
+#include <zokio/priority.hpp>
 #include <zokio/statistics.hpp>
+#include <zokio/thread_pool.hpp>
 #include <zokio/timer/basic_waitable_timer.hpp>
 #include <zokio/timer/high_resolution_timer.hpp>
 #include <zokio/timer/steady_timer.hpp>

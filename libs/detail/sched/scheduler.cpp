@@ -197,16 +197,38 @@ void scheduler::leave(runner& r, run_frame& frame) noexcept
   if (--r.depth_ != 0)
     return;
 
-  if (r.private_work_ != 0)
-  {
-    outstanding_work_.fetch_add(r.private_work_, std::memory_order_relaxed);
-    r.private_work_ = 0;
-  }
+  publish_private(r);
 
   // Whatever this thread made ready but did not run goes where any thread
   // that runs the scheduler next will find it.
   flush_local(r);
   active_runners_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void scheduler::publish_private(runner& r) noexcept
+{
+  long balance = r.private_work_;
+  r.private_work_ = 0;
+  if (balance > 0)
+    outstanding_work_.fetch_add(balance, std::memory_order_relaxed);
+  else if (balance < 0)
+    work_finished(-balance);
+}
+
+bool scheduler::spin_for_work(runner& r) noexcept
+{
+  const std::int64_t until = steady_now_ns() + spin_ns;
+  do
+  {
+    for (int i = 0; i < 16; ++i)
+      __builtin_ia32_pause();
+    if (inject_.maybe_nonempty_relaxed() || immediate_.maybe_nonempty_relaxed()
+        || background_.maybe_nonempty_relaxed() || r.ring_->cq_ready() != 0
+        || r.ring_->needs_getevents() || stopped_.load(std::memory_order_relaxed)
+        || others_have_work(r))
+      return true;
+  } while (steady_now_ns() < until);
+  return false;
 }
 
 void scheduler::flush_local(runner& r) noexcept
@@ -483,12 +505,25 @@ void scheduler::run_op(runner& r, operation* op)
     runner& r;
     ~work_cleanup()
     {
-      long started = r.private_work_;
-      r.private_work_ = 0;
-      if (started > 1)
-        s.outstanding_work_.fetch_add(started - 1, std::memory_order_relaxed);
-      else if (started < 1)
-        s.work_finished();
+      // Work started privately is published at once; finished work is
+      // published in batches (the shared count only stays higher meanwhile,
+      // so it can never reach zero early), and before this thread sleeps
+      // or leaves run().
+      long balance = r.private_work_ - 1;
+      if (balance > 0)
+      {
+        r.private_work_ = 0;
+        s.outstanding_work_.fetch_add(balance, std::memory_order_relaxed);
+      }
+      else if (balance <= -static_cast<long>(finish_batch))
+      {
+        r.private_work_ = 0;
+        s.work_finished(-balance);
+      }
+      else
+      {
+        r.private_work_ = balance;
+      }
     }
   } cleanup{*this, r};
 
@@ -548,8 +583,18 @@ std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
       if (!may_block)
         break;
 
-      // Nothing to do: sleep. Announce it first, then look again (see the
+      // Nothing to do. Work often arrives within microseconds (another
+      // thread feeding this one): look a little longer before paying for a
+      // sleep and a wake-up.
+      if (spin_for_work(r))
+        continue;
+
+      // Sleep. Publish finished work first (the count may reach zero and
+      // stop the scheduler), announce the sleep, then look again (see the
       // protocol at the top of scheduler.hpp).
+      publish_private(r);
+      if (stopped_.load(std::memory_order_relaxed))
+        break;
       if (!r.wake_armed_)
         r.arm_wakeup();
       r.sleeping_.store(true, std::memory_order_seq_cst);

@@ -31,8 +31,11 @@
 // on its own ring) is counted in the runner's private_work_ and published
 // once, when the running handler returns. Work that another thread may finish
 // (anything stealable, timer waits, cross-thread posts) is counted in
-// outstanding_work_ before it becomes visible, so the count can never drop to
-// zero while work exists.
+// outstanding_work_ before it becomes visible. Finished work is subtracted
+// in batches (private_work_ goes negative meanwhile) and always before the
+// thread sleeps or leaves run(). So the shared count is never below the true
+// amount while another thread could observe it, and never drops to zero while
+// work exists: a running handler's own unit stays counted until it returns.
 //
 // Sleep and wake-up: a runner about to sleep sets its sleeping_ flag and
 // increments num_sleeping_, then looks again at the shared queues, the stop
@@ -114,9 +117,9 @@ public:
     outstanding_work_.fetch_add(1, std::memory_order_relaxed);
   }
 
-  void work_finished() noexcept
+  void work_finished(long n = 1) noexcept
   {
-    if (outstanding_work_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+    if (outstanding_work_.fetch_sub(n, std::memory_order_acq_rel) == n)
       stop();
   }
 
@@ -249,6 +252,15 @@ private:
   // this many handlers, however much normal work is queued.
   static constexpr unsigned background_interval = ZOKIO_CAPACITY(128, 4);
 
+  // Finished work published at once, at the latest (see run_op).
+  // Arbitrary: one shared update per this many handlers.
+  static constexpr unsigned finish_batch = ZOKIO_CAPACITY(64, 2);
+
+  // How long an idle runner keeps looking before it sleeps. Measured
+  // (perf/scenarios/burst_post, spawn_many): long enough to catch a producer
+  // that is about to post again, short enough to cost nothing when idle.
+  static constexpr std::int64_t spin_ns = 5'000;
+
   // Longest sleep for a clock that is not steady (system_clock timers must
   // notice clock changes).
   static constexpr std::int64_t max_unsteady_wait_ns = 1'000'000'000;
@@ -266,6 +278,8 @@ private:
   std::int64_t next_timer_wait_ns();
   void post_class(operation* op, priority_class c);
   void flush_local(runner& r) noexcept;
+  void publish_private(runner& r) noexcept;
+  bool spin_for_work(runner& r) noexcept;
 
   // Appends to r's local queue, then lets an idle runner know if others
   // could take it. Once the queue has overflowed into the inject queue, new

@@ -74,6 +74,20 @@ def best_peer(row):
     return min(cands, key=key) if row["better"] == "lower" else max(cands, key=key)
 
 
+BOUND_MARKS = {"server-bound": "S", "generator-bound": "G", "both-saturated": "B",
+               "latency-bound": "L"}
+
+
+def bound_mark(doc, row, rt):
+    """Which side limited an echo throughput cell, from the load generator's verdicts."""
+    runs = (doc.get("raw") or {}).get(row["experiment"], {}).get(rt) or []
+    verdicts = [r.get("bound") for r in runs if r.get("bound")]
+    if not verdicts:
+        return ""
+    common = max(set(verdicts), key=verdicts.count)
+    return f" <sup>{BOUND_MARKS.get(common, '?')}</sup>"
+
+
 def columns(doc):
     present = set()
     for row in doc["rows"]:
@@ -111,12 +125,18 @@ def markdown(doc):
             v = fmt(s[rt]["median"]) if rt in s else "–"
             if rt == bp:
                 v = f"**{v}**"
+            if rt in s and row["metric"] == "msgs_per_sec":
+                v += bound_mark(doc, row, rt)
             cells.append(v)
         for other in (bp, "asio_epoll", "liburing_raw"):
             f = speedup(row, "zokio", other) if other else None
             cells.append(f"{f:.2f}×" + (f" ({other})" if other == bp else "") if f else "–")
         out.append("| " + " | ".join(cells) + " |")
-    out.append("\nBold: the best peer on the row.\n")
+    out.append("\nBold: the best peer on the row. Echo throughput cells are marked with the "
+               "side that limited the rate (CPU >= 80 % of its core during the window): "
+               "<sup>S</sup> server, <sup>G</sup> load generator, <sup>B</sup> both, "
+               "<sup>L</sup> neither (round-trip latency). Only <sup>S</sup> rows compare "
+               "servers at their limit.\n")
 
     out.append("## Spread (median [min – max] ± MAD, n runs)\n")
     out.append("| scenario | " + " | ".join(cols) + " |")

@@ -29,6 +29,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -95,14 +96,16 @@ class Server:
     def __init__(self, cmd, port, env=None):
         self.cmd = cmd
         self.port = port
+        self.stats = {}
+        self.out = tempfile.TemporaryFile(mode="w+")
+        self.err = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(["taskset", "-c", SERVER_CORE] + cmd,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, env=env)
+                                     stdout=self.out, stderr=self.err, text=True, env=env)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RunError(f"server exited ({self.proc.returncode}): {' '.join(cmd)}\n"
-                               f"{self.proc.stderr.read()[-2000:]}")
+                               f"{self._tail(self.err)}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
                     return
@@ -110,6 +113,11 @@ class Server:
                 time.sleep(0.05)
         self.stop()
         raise RunError(f"server did not listen on {port}: {' '.join(cmd)}")
+
+    @staticmethod
+    def _tail(f):
+        f.seek(0)
+        return f.read()[-2000:]
 
     @property
     def pid(self):
@@ -123,6 +131,7 @@ class Server:
         raise RunError("no VmRSS")
 
     def stop(self):
+        """SIGTERM (the server prints its counters), SIGKILL after 3 s; by pid."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -130,6 +139,13 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.out.seek(0)
+        for line in self.out.read().splitlines():
+            if line.startswith("{"):
+                try:
+                    self.stats = json.loads(line).get("stats") or {}
+                except ValueError:
+                    pass
 
     def __enter__(self):
         return self
@@ -246,9 +262,16 @@ class EchoExperiment(Experiment):
                 "--port", str(port), "--conns", str(self.conns), "--size", str(self.size),
                 "--inflight", str(self.inflight), "--duration", str(self.duration),
                 "--warmup", str(self.warmup), "--server-pid", str(srv.pid)]
-            if not self.syscalls:
-                return run_json(cmd, self.timeout)
-            return self._with_syscall_count(cmd, srv)
+            if self.syscalls:
+                res = self._with_syscall_count(cmd, srv)
+            else:
+                res = run_json(cmd, self.timeout)
+        # The server's own counters (zokio's statistics(), liburing_raw's), over
+        # every message of the run, warm-up and drain included.
+        res["stats"] = srv.stats
+        if srv.stats.get("kernel_entries") and res.get("total_messages"):
+            res["server_kernel_entries_per_msg"] = srv.stats["kernel_entries"] / res["total_messages"]
+        return res
 
     def _with_syscall_count(self, cmd, srv):
         """Counts the server's system calls over the whole load run (perf stat)."""
@@ -385,7 +408,9 @@ def catalogue(mode):
             ex.append(EchoExperiment(f"syscalls_{conns}x{size}", conns, size, inflight, dur, warm, [
                 Row(f"syscalls/msg ({label})", "syscalls", "server_syscalls_per_msg", "syscalls/msg"),
                 Row(f"io_uring_enter/msg ({label})", "syscalls", "server_uring_enter_per_msg",
-                    "calls/msg")], syscalls=True, scenario="syscalls_per_message"))
+                    "calls/msg"),
+                Row(f"kernel entries/msg, own counters ({label})", "syscalls",
+                    "server_kernel_entries_per_msg", "entries/msg")], syscalls=True, scenario="syscalls_per_message"))
     # 7. idle_memory
     ex.append(IdleMemoryExperiment(pick(200, 10_000, 10_000), [
         Row("idle memory per connection", "idle_memory", "bytes_per_conn", "bytes/conn")]))

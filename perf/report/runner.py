@@ -386,7 +386,7 @@ def catalogue(mode):
                 Row(f"{name} ({threads} thread{'s' if threads > 1 else ''})",
                     f"rt_shapes_t{threads}", "ns_per_op", "ns/op")], threads=threads))
     # 6. echo_tcp (+ 8. system calls per message on the 64 x 64 B shape)
-    dur, warm = pick(1, 2, 5), pick(0.3, 0.5, 1)
+    dur, warm = pick(1, 0.7, 3), pick(0.3, 0.2, 0.5)
     echo_shapes = [
         ("1 conn ping-pong 64 B", 1, 64, 1, False),
         ("64 conns x 64 B", 64, 64, 1, True),
@@ -412,7 +412,7 @@ def catalogue(mode):
                 Row(f"kernel entries/msg, own counters ({label})", "syscalls",
                     "server_kernel_entries_per_msg", "entries/msg")], syscalls=True, scenario="syscalls_per_message"))
     # 7. idle_memory
-    ex.append(IdleMemoryExperiment(pick(200, 10_000, 10_000), [
+    ex.append(IdleMemoryExperiment(pick(200, 2_000, 10_000), [
         Row("idle memory per connection", "idle_memory", "bytes_per_conn", "bytes/conn")]))
     return ex
 

@@ -1,0 +1,208 @@
+// libs/detail/sched/runner.cpp: a thread's ring: submission, harvesting, sleep.
+#include <zokio/detail/sched/runner.hpp>
+#include <zokio/detail/sched/scheduler.hpp>
+
+#include <boost/asio/error.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <cerrno>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace zokio {
+namespace detail {
+namespace {
+
+// user_data values that are not operations (operations are aligned, so
+// neither value can be an operation's address).
+constexpr std::uint64_t wake_tag = 1;    // the eventfd read
+constexpr std::uint64_t ignore_tag = 3;  // completions nobody waits for
+
+[[noreturn]] void throw_errno(int err, const char* what)
+{
+  throw boost::system::system_error(
+      boost::system::error_code(err, boost::asio::error::get_system_category()), what);
+}
+
+} // namespace
+
+runner::runner(scheduler& owner)
+  : owner_(owner)
+{
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0)
+    throw_errno(errno, "eventfd");
+  try
+  {
+    create_ring();
+  }
+  catch (...)
+  {
+    ::close(wake_fd_);
+    throw;
+  }
+}
+
+runner::~runner()
+{
+  ring_.reset();
+  if (wake_fd_ >= 0)
+    ::close(wake_fd_);
+}
+
+void runner::create_ring()
+{
+  ring_ = std::make_unique<uring::ring>(owner_.sizes_);
+  wake_armed_ = false;
+  in_flight_ = 0;
+  rings_.add();
+}
+
+void runner::arm_wakeup()
+{
+  ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get());
+  if (sqe == nullptr)
+  {
+    submit();
+    sqe = ::io_uring_get_sqe(ring_->get());
+    if (sqe == nullptr)
+      return; // kernel pushed back; sleep() then only waits with a short timeout
+  }
+  ::io_uring_prep_read(sqe, wake_fd_, &wake_buffer_, sizeof(wake_buffer_), 0);
+  ::io_uring_sqe_set_data64(sqe, wake_tag);
+  wake_armed_ = true;
+}
+
+void runner::start(uring_operation* op)
+{
+  op->runner_ = this;
+  if (!backlog_.empty())
+  {
+    backlog_.push(op);
+    return;
+  }
+  ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get());
+  if (sqe == nullptr)
+  {
+    // The submission queue is full: hand what it holds to the kernel now.
+    submit();
+    sqe = ::io_uring_get_sqe(ring_->get());
+    if (sqe == nullptr)
+    {
+      backlog_.push(op);
+      return;
+    }
+  }
+  op->prepare(sqe);
+  ::io_uring_sqe_set_data(sqe, op);
+  ++in_flight_;
+}
+
+void runner::flush_backlog()
+{
+  while (!backlog_.empty())
+  {
+    ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get());
+    if (sqe == nullptr)
+    {
+      if (!submit())
+        return;
+      sqe = ::io_uring_get_sqe(ring_->get());
+      if (sqe == nullptr)
+        return;
+    }
+    auto* op = static_cast<uring_operation*>(backlog_.pop());
+    op->prepare(sqe);
+    ::io_uring_sqe_set_data(sqe, op);
+    ++in_flight_;
+  }
+}
+
+bool runner::submit()
+{
+  for (;;)
+  {
+    int n = ::io_uring_submit(ring_->get());
+    kernel_entries_.add();
+    if (n >= 0)
+    {
+      submissions_.add(static_cast<std::uint64_t>(n));
+      return true;
+    }
+    if (n == -EINTR)
+      continue;
+    if (n == -EBUSY || n == -EAGAIN)
+    {
+      // The kernel holds overflowed completions or is short of memory; the
+      // SQEs stay queued and go with the next enter, after a harvest.
+      return false;
+    }
+    throw_errno(-n, "io_uring_submit");
+  }
+}
+
+void runner::enter_kernel_for_events()
+{
+  int r = ::io_uring_get_events(ring_->get());
+  kernel_entries_.add();
+  if (r < 0 && r != -EINTR && r != -EBUSY && r != -EAGAIN)
+    throw_errno(-r, "io_uring_get_events");
+}
+
+std::size_t runner::reap()
+{
+  ::io_uring* ring = ring_->get();
+  unsigned head;
+  ::io_uring_cqe* cqe;
+  unsigned n = 0;
+  io_uring_for_each_cqe(ring, head, cqe)
+  {
+    ++n;
+    std::uint64_t data = cqe->user_data;
+    if (data == wake_tag)
+    {
+      wake_armed_ = false;
+      wakeups_.add();
+      continue;
+    }
+    if (data == ignore_tag)
+      continue;
+    auto* op = reinterpret_cast<uring_operation*>(data);
+    op->result_ = cqe->res;
+    op->cqe_flags_ = cqe->flags;
+    --in_flight_;
+    ready_.push(op);
+  }
+  if (n)
+  {
+    ::io_uring_cq_advance(ring, n);
+    completions_.add(n);
+    batches_.add();
+    max_batch_.raise_to(n);
+  }
+  return n;
+}
+
+void runner::sleep(std::int64_t timeout_ns)
+{
+  ::io_uring_cqe* cqe = nullptr;
+  __kernel_timespec ts;
+  __kernel_timespec* tsp = nullptr;
+  if (timeout_ns != scheduler::no_deadline)
+  {
+    ts.tv_sec = timeout_ns / 1'000'000'000;
+    ts.tv_nsec = timeout_ns % 1'000'000'000;
+    tsp = &ts;
+  }
+  unsigned pending = ring_->sq_pending();
+  sleeps_.add();
+  int r = ::io_uring_submit_and_wait_timeout(ring_->get(), &cqe, 1, tsp, nullptr);
+  kernel_entries_.add();
+  if (r >= 0 || r == -ETIME)
+    submissions_.add(pending);
+  if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN)
+    throw_errno(-r, "io_uring_submit_and_wait_timeout");
+}
+
+} // namespace detail
+} // namespace zokio

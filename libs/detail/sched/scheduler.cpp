@@ -1,0 +1,463 @@
+// libs/detail/sched/scheduler.cpp: run functions, runner assignment, wake-ups,
+// shutdown.
+#include <zokio/detail/sched/scheduler.hpp>
+
+#include <boost/asio/detail/call_stack.hpp>
+
+#include <chrono>
+#include <optional>
+#include <unistd.h>
+
+namespace zokio {
+namespace detail {
+namespace {
+
+std::atomic<std::uint64_t> next_scheduler_id{1};
+
+// Liveness of the calling thread, shared with the runners it owns: the flag
+// turns false when the thread exits, which lets another thread take over
+// the runner (with a new ring, since a ring belongs to its creating thread).
+struct thread_identity
+{
+  std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
+  ~thread_identity() { alive->store(false, std::memory_order_release); }
+};
+
+thread_local thread_identity this_thread_identity;
+
+// One-entry cache: the runner this thread used last, and for which scheduler.
+thread_local std::uint64_t cached_scheduler_id = 0;
+thread_local runner* cached_runner = nullptr;
+
+std::int64_t steady_now_ns() noexcept
+{
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+} // namespace
+
+scheduler::scheduler(boost::asio::execution_context& ctx, int concurrency_hint,
+    const uring::ring_sizes& sizes)
+  : boost::asio::detail::execution_context_service_base<scheduler>(ctx),
+    concurrency_hint_(concurrency_hint),
+    sizes_(sizes),
+    id_(next_scheduler_id.fetch_add(1, std::memory_order_relaxed))
+{
+  // Create the calling thread's runner now, so that a system without usable
+  // io_uring fails here, at construction, with a clear exception.
+  std::lock_guard<std::mutex> lock(runners_mutex_);
+  runner_for_this_thread();
+}
+
+scheduler::~scheduler()
+{
+  runner* r = runners_.load(std::memory_order_acquire);
+  while (r)
+  {
+    runner* next = r->next_;
+    if (r->in_flight_ != 0)
+    {
+      // The kernel may still write into these operations: never free them,
+      // nor the runner that holds the wake-up buffer. Closing the ring asks
+      // the kernel to cancel them.
+      r->ring_.reset();
+      r->wake_fd_ = -1;
+    }
+    else
+    {
+      delete r;
+    }
+    r = next;
+  }
+}
+
+void scheduler::shutdown()
+{
+  shutdown_ = true;
+  stopped_.store(true, std::memory_order_release);
+
+  // Queued handlers are destroyed, not invoked (asio::io_context semantics).
+  while (operation* op = inject_.pop())
+    op->destroy();
+
+  const auto& me = this_thread_identity.alive;
+  for (runner* r = runners_.load(std::memory_order_acquire); r; r = r->next_)
+  {
+    r->ready_.clear();
+    r->backlog_.clear();
+    if (!r->ring_ || r->in_flight_ == 0)
+      continue;
+
+    if (r->owner_thread_ == me)
+    {
+      // Ask the kernel to cancel everything still in flight
+      // (IORING_ASYNC_CANCEL_ANY, linux 5.19), then wait a bounded time for
+      // the completions, destroying each operation as it comes back.
+      if (::io_uring_sqe* sqe = ::io_uring_get_sqe(r->ring_->get()))
+      {
+        ::io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        ::io_uring_sqe_set_data64(sqe, 3);
+      }
+      const std::int64_t give_up = steady_now_ns() + 1'000'000'000;
+      while (r->in_flight_ != 0 && steady_now_ns() < give_up)
+      {
+        r->sleep(10'000'000);
+        r->reap();
+        r->ready_.clear();
+      }
+    }
+    else if (!r->owner_thread_->load(std::memory_order_acquire))
+    {
+      // The owner thread has exited; the kernel cancelled its requests and
+      // posted their completions, which can be read without entering.
+      r->reap();
+      r->ready_.clear();
+    }
+    // Otherwise the ring belongs to a live thread and cannot be entered from
+    // here; whatever is still in flight is left to the kernel (see ~scheduler).
+  }
+}
+
+runner& scheduler::runner_for_this_thread()
+{
+  // Called with runners_mutex_ held.
+  const auto& me = this_thread_identity.alive;
+  runner* reusable = nullptr;
+  for (runner* r = runners_.load(std::memory_order_relaxed); r; r = r->next_)
+  {
+    if (r->owner_thread_ == me)
+      return *r;
+    if (!reusable && r->owner_thread_
+        && !r->owner_thread_->load(std::memory_order_acquire))
+      reusable = r;
+  }
+
+  if (reusable)
+  {
+    // Its thread has exited: collect the completions the kernel posted when
+    // it cancelled that thread's requests, hand them to whoever runs next,
+    // and give the runner a new ring that belongs to this thread.
+    reusable->reap();
+    inject_.push(reusable->ready_);
+    inject_.push(reusable->backlog_);
+    if (reusable->in_flight_ == 0)
+    {
+      reusable->create_ring();
+      reusable->owner_thread_ = me;
+      return *reusable;
+    }
+  }
+
+  auto fresh = std::make_unique<runner>(*this);
+  fresh->owner_thread_ = me;
+  runner* r = fresh.release();
+  r->next_ = runners_.load(std::memory_order_relaxed);
+  runners_.store(r, std::memory_order_release);
+  return *r;
+}
+
+runner& scheduler::enter(run_frame& frame)
+{
+  runner* r;
+  if (cached_scheduler_id == id_ && cached_runner->owner_thread_ == this_thread_identity.alive)
+  {
+    r = cached_runner;
+  }
+  else
+  {
+    std::lock_guard<std::mutex> lock(runners_mutex_);
+    r = &runner_for_this_thread();
+    cached_scheduler_id = id_;
+    cached_runner = r;
+  }
+  frame.r = r;
+  frame.outer = current_frame;
+  current_frame = &frame;
+  current_runner = r;
+  if (r->depth_++ == 0)
+    active_runners_.fetch_add(1, std::memory_order_relaxed);
+  return *r;
+}
+
+void scheduler::leave(runner& r, run_frame& frame) noexcept
+{
+  current_frame = frame.outer;
+  current_runner = frame.outer ? frame.outer->r : nullptr;
+  if (--r.depth_ != 0)
+    return;
+
+  if (r.private_work_ != 0)
+  {
+    outstanding_work_.fetch_add(r.private_work_, std::memory_order_relaxed);
+    r.private_work_ = 0;
+  }
+
+  // Whatever this thread made ready but did not run goes where any thread
+  // that runs the scheduler next will find it.
+  if (!r.ready_.empty())
+  {
+    inject_.push(r.ready_);
+    wake_one();
+  }
+  active_runners_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+bool scheduler::can_dispatch() const noexcept
+{
+  for (run_frame* f = current_frame; f; f = f->outer)
+    if (&f->r->owner_ == this)
+      return true;
+  return false;
+}
+
+void scheduler::capture_current_exception()
+{
+  if (runner* r = this_thread_runner())
+    r->info_.capture_current_exception();
+}
+
+void scheduler::stop()
+{
+  stopped_.store(true, std::memory_order_seq_cst);
+  wake_all();
+}
+
+void scheduler::wake_one() noexcept
+{
+  for (runner* r = runners_.load(std::memory_order_acquire); r; r = r->next_)
+  {
+    if (r->sleeping_.load(std::memory_order_seq_cst)
+        && r->sleeping_.exchange(false, std::memory_order_seq_cst))
+    {
+      std::uint64_t one = 1;
+      (void)!::write(r->wake_fd_, &one, sizeof(one));
+      return;
+    }
+  }
+}
+
+void scheduler::wake_all() noexcept
+{
+  for (runner* r = runners_.load(std::memory_order_acquire); r; r = r->next_)
+  {
+    if (r->sleeping_.load(std::memory_order_seq_cst)
+        && r->sleeping_.exchange(false, std::memory_order_seq_cst))
+    {
+      std::uint64_t one = 1;
+      (void)!::write(r->wake_fd_, &one, sizeof(one));
+    }
+  }
+}
+
+void scheduler::add_timer_queue(timer_queue_base& q)
+{
+  std::lock_guard<std::mutex> lock(timer_queues_mutex_);
+  q.next_queue_ = timer_queues_.load(std::memory_order_relaxed);
+  timer_queues_.store(&q, std::memory_order_release);
+}
+
+void scheduler::remove_timer_queue(timer_queue_base& q)
+{
+  // Only when the context is being destroyed: no run loop walks the list.
+  std::lock_guard<std::mutex> lock(timer_queues_mutex_);
+  timer_queue_base* prev = nullptr;
+  for (timer_queue_base* p = timer_queues_.load(std::memory_order_relaxed); p; p = p->next_queue_)
+  {
+    if (p == &q)
+    {
+      if (prev)
+        prev->next_queue_ = p->next_queue_;
+      else
+        timer_queues_.store(p->next_queue_, std::memory_order_release);
+      return;
+    }
+    prev = p;
+  }
+}
+
+std::int64_t scheduler::next_timer_wait_ns()
+{
+  std::int64_t wait = no_deadline;
+  for (timer_queue_base* q = timer_queues_.load(std::memory_order_acquire); q; q = q->next_queue_)
+  {
+    if (q->pending() == 0)
+      continue;
+    std::int64_t w = q->wait_ns(max_unsteady_wait_ns);
+    if (w < wait)
+      wait = w;
+  }
+  return wait;
+}
+
+bool scheduler::housekeeping(runner& r)
+{
+  bool got = false;
+
+  if (inject_.maybe_nonempty_relaxed() && inject_.try_lock_consumer())
+  {
+    got = inject_.pop_into(r.ready_, inject_batch) != 0;
+    inject_.unlock_consumer();
+  }
+
+  for (timer_queue_base* q = timer_queues_.load(std::memory_order_acquire); q; q = q->next_queue_)
+  {
+    if (q->pending() != 0)
+    {
+      if (std::size_t n = q->get_ready(r.ready_))
+      {
+        r.timers_fired_.add(n);
+        got = true;
+      }
+    }
+  }
+
+  if (!r.backlog_.empty())
+    r.flush_backlog();
+  if (r.ring_->sq_pending() != 0)
+    r.submit();
+  else if (r.ring_->needs_getevents())
+    r.enter_kernel_for_events();
+  if (r.ring_->cq_ready() != 0 && r.reap() != 0)
+    got = true;
+
+  return got || !r.ready_.empty();
+}
+
+void scheduler::run_op(runner& r, operation* op)
+{
+  // The op is one unit of outstanding work; whatever the handler started is
+  // in private_work_. Publish the difference when the handler returns, also
+  // when it throws.
+  struct work_cleanup
+  {
+    scheduler& s;
+    runner& r;
+    ~work_cleanup()
+    {
+      long started = r.private_work_;
+      r.private_work_ = 0;
+      if (started > 1)
+        s.outstanding_work_.fetch_add(started - 1, std::memory_order_relaxed);
+      else if (started < 1)
+        s.work_finished();
+    }
+  } cleanup{*this, r};
+
+  r.handlers_run_.add();
+  op->complete(*this);
+  r.info_.rethrow_pending_exception();
+}
+
+std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
+{
+  if (outstanding_work_.load(std::memory_order_acquire) == 0)
+  {
+    stop();
+    return 0;
+  }
+
+  run_frame frame;
+  runner& r = enter(frame);
+
+  // While this thread runs, Asio's recycling allocator finds r's caches.
+  using asio_call_stack = boost::asio::detail::call_stack<
+      boost::asio::detail::thread_context, boost::asio::detail::thread_info_base>;
+  std::optional<asio_call_stack::context> call_stack_entry;
+  if (r.depth_ == 1)
+    call_stack_entry.emplace(&r, r.info_);
+
+  struct leave_guard
+  {
+    scheduler& s;
+    runner& r;
+    run_frame& frame;
+    ~leave_guard() { s.leave(r, frame); }
+  } guard{*this, r, frame};
+
+  const bool just_one = mode == mode_run_one || mode == mode_poll_one;
+  const bool may_block = mode == mode_run || mode == mode_run_one;
+  std::size_t n = 0;
+  unsigned batch = 0;
+
+  for (;;)
+  {
+    if (stopped_.load(std::memory_order_relaxed))
+      break;
+
+    operation* op = r.ready_.pop();
+    if (op == nullptr)
+    {
+      if (housekeeping(r))
+        continue;
+      if (!may_block)
+        break;
+
+      // Nothing to do: sleep. Announce it first, then look again (see the
+      // protocol at the top of scheduler.hpp).
+      if (!r.wake_armed_)
+        r.arm_wakeup();
+      r.sleeping_.store(true, std::memory_order_seq_cst);
+      if (inject_.maybe_nonempty() || stopped_.load(std::memory_order_seq_cst))
+      {
+        r.sleeping_.store(false, std::memory_order_relaxed);
+        continue;
+      }
+      std::int64_t wait = next_timer_wait_ns();
+      if (deadline_ns != no_deadline)
+      {
+        std::int64_t left = deadline_ns - steady_now_ns();
+        if (left <= 0)
+        {
+          r.sleeping_.store(false, std::memory_order_relaxed);
+          break;
+        }
+        if (left < wait)
+          wait = left;
+      }
+      if (!r.wake_armed_ && wait > 1'000'000)
+        wait = 1'000'000; // no wake-up read in the ring: poll every millisecond
+      if (wait > 0)
+        r.sleep(wait);
+      r.sleeping_.store(false, std::memory_order_relaxed);
+      r.reap();
+      continue;
+    }
+
+    run_op(r, op);
+    ++n;
+    if (just_one)
+      break;
+    if (++batch == handler_batch)
+    {
+      batch = 0;
+      housekeeping(r);
+      if (deadline_ns != no_deadline && steady_now_ns() >= deadline_ns)
+        break;
+    }
+  }
+  return n;
+}
+
+zokio::statistics scheduler::statistics() const
+{
+  zokio::statistics s;
+  for (runner* r = runners_.load(std::memory_order_acquire); r; r = r->next_)
+  {
+    s.submissions += r->submissions_.get();
+    s.kernel_entries += r->kernel_entries_.get();
+    s.completions += r->completions_.get();
+    s.batches += r->batches_.get();
+    if (r->max_batch_.get() > s.max_batch)
+      s.max_batch = r->max_batch_.get();
+    s.handlers_run += r->handlers_run_.get();
+    s.sleeps += r->sleeps_.get();
+    s.wakeups += r->wakeups_.get();
+    s.timers_fired += r->timers_fired_.get();
+    s.rings += r->rings_.get();
+  }
+  return s;
+}
+
+} // namespace detail
+} // namespace zokio

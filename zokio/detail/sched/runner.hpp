@@ -1,0 +1,128 @@
+// zokio/detail/sched/runner.hpp: the state of one thread that runs a scheduler.
+#ifndef ZOKIO_DETAIL_SCHED_RUNNER_HPP
+#define ZOKIO_DETAIL_SCHED_RUNNER_HPP
+
+#include <zokio/detail/config.hpp>
+#include <zokio/detail/sched/op_queue.hpp>
+#include <zokio/detail/uring/ring.hpp>
+#include <zokio/detail/uring/uring_operation.hpp>
+
+#include <boost/asio/detail/thread_context.hpp>
+#include <boost/asio/detail/thread_info_base.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+namespace zokio {
+namespace detail {
+
+class scheduler;
+
+// Relaxed counter written by one thread, read by any: a load and a store, no
+// read-modify-write, since only the owner thread ever writes it.
+class owned_counter
+{
+public:
+  void add(std::uint64_t n = 1) noexcept
+  {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void raise_to(std::uint64_t n) noexcept
+  {
+    if (n > value_.load(std::memory_order_relaxed))
+      value_.store(n, std::memory_order_relaxed);
+  }
+  std::uint64_t get() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+private:
+  std::atomic<std::uint64_t> value_{0};
+};
+
+// One per thread that has run the scheduler: its ring, its ready queue, the
+// work it has started but not yet published, and its counters.
+//
+// Threads: everything but sleeping_, the counters and the list link belongs to
+// the owner thread and is touched only while that thread is inside a run
+// function (or, when the owner has exited, under the scheduler's runner
+// mutex). The runner derives from Asio's thread_context so that, while it
+// runs, Asio's recycling allocator and awaitable frames find its
+// thread_info_base and reuse memory instead of calling operator new.
+class runner : public boost::asio::detail::thread_context
+{
+public:
+  explicit runner(scheduler& owner);
+  ~runner();
+
+  runner(const runner&) = delete;
+  runner& operator=(const runner&) = delete;
+
+  scheduler& owner() const noexcept { return owner_; }
+
+  // Queues a completed operation to run on this thread. Owner thread.
+  void push_ready(operation* op) noexcept { ready_.push(op); }
+  void push_ready(op_queue& ops) noexcept { ready_.push(ops); }
+
+  // Counts one unit of outstanding work that only this thread can finish
+  // (an operation in its own ready queue or ring); published to the
+  // scheduler's atomic count when the current handler returns.
+  void work_started() noexcept { ++private_work_; }
+
+  // Hands op to this runner's ring. Never fails: when the submission queue is
+  // full it is flushed to the kernel first, and if the kernel cannot take
+  // more yet, op waits in a backlog that is prepared on the next pass. Owner
+  // thread.
+  void start(uring_operation* op);
+
+  // Counts timer waits that expired without passing through a timer queue.
+  void note_timers_fired(std::uint64_t n) noexcept { timers_fired_.add(n); }
+
+  // Operations this runner has in the kernel (not counting its wake-up read).
+  std::size_t in_flight() const noexcept { return in_flight_; }
+
+  uring::ring& ring() noexcept { return *ring_; }
+
+private:
+  friend class scheduler;
+
+  // Owner-thread only.
+  void create_ring();
+  void arm_wakeup();
+  bool submit();                      // flushes prepared SQEs; false if the kernel pushed back
+  std::size_t reap();                 // moves completions to ready_
+  void flush_backlog();
+  void enter_kernel_for_events();
+  void sleep(std::int64_t timeout_ns);
+
+  scheduler& owner_;
+  std::unique_ptr<uring::ring> ring_;
+  op_queue ready_;                    // completed operations, FIFO
+  op_queue backlog_;                  // operations waiting for a free SQE
+  long private_work_ = 0;             // work started here, not yet published
+  std::size_t in_flight_ = 0;         // SQEs given to the kernel, CQE not reaped
+  int depth_ = 0;                     // nesting of run functions on the owner thread
+  bool wake_armed_ = false;           // the eventfd read is in the ring
+  std::uint64_t wake_buffer_ = 0;     // target of the eventfd read
+  int wake_fd_ = -1;                  // eventfd another thread writes to wake this one
+
+  // The owner thread: its liveness flag (false once it has exited).
+  std::shared_ptr<const std::atomic<bool>> owner_thread_;
+
+  // Per-thread memory caches for Asio's recycling allocator.
+  boost::asio::detail::thread_info_base info_;
+
+  // Set by the owner just before it sleeps in the kernel; a thread that
+  // queues work for it clears it and writes to wake_fd_.
+  alignas(64) std::atomic<bool> sleeping_{false};
+
+  // Counters (owner writes, anyone reads).
+  owned_counter submissions_, kernel_entries_, completions_, batches_, max_batch_,
+      handlers_run_, sleeps_, wakeups_, timers_fired_, rings_;
+
+  runner* next_ = nullptr;            // scheduler's list; immutable once published
+};
+
+} // namespace detail
+} // namespace zokio
+
+#endif // ZOKIO_DETAIL_SCHED_RUNNER_HPP

@@ -1,0 +1,114 @@
+// zokio/detail/uring/ops/nop_op.hpp: IORING_OP_NOP (linux 5.1), a request the
+// kernel completes at once. Used to exercise the submission path (full
+// submission queue, completion-queue overflow) and to measure the ring's
+// round trip.
+#ifndef ZOKIO_DETAIL_URING_OPS_NOP_OP_HPP
+#define ZOKIO_DETAIL_URING_OPS_NOP_OP_HPP
+
+#include <zokio/detail/handler_alloc.hpp>
+#include <zokio/detail/handler_work.hpp>
+#include <zokio/detail/sched/scheduler.hpp>
+#include <zokio/detail/uring/uring_operation.hpp>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/detail/bind_handler.hpp>
+#include <boost/asio/error.hpp>
+
+namespace zokio {
+namespace detail {
+
+template <typename Handler, typename IoExecutor>
+class nop_op final : public uring_operation
+{
+public:
+  using allocator_type = op_allocator_t<boost::asio::associated_allocator_t<Handler>>;
+
+  template <typename H>
+  static nop_op* create(H&& handler, const IoExecutor& io_ex, scheduler& owner)
+  {
+    allocator_type alloc = op_allocator<boost::asio::associated_allocator_t<Handler>>::get(
+        boost::asio::get_associated_allocator(handler));
+    op_ptr<nop_op, allocator_type> p(alloc);
+    p.construct(std::forward<H>(handler), io_ex, owner);
+    return p.release();
+  }
+
+  template <typename H>
+  nop_op(H&& handler, const IoExecutor& io_ex, scheduler& owner)
+    : uring_operation(&do_start, &do_prepare),
+      handler_(std::forward<H>(handler)),
+      work_(handler_, io_ex, owner)
+  {
+  }
+
+  // Starts the operation on the calling thread's ring, or hands it to a
+  // thread that runs the scheduler (which then runs do_start).
+  void start(scheduler& owner)
+  {
+    if (runner* r = owner.this_thread_runner())
+    {
+      set_func(&do_complete);
+      r->work_started();
+      r->start(this);
+    }
+    else
+    {
+      owner.work_started();
+      owner.post_deferred(this);
+    }
+  }
+
+private:
+  static void do_prepare(uring_operation*, ::io_uring_sqe* sqe) { ::io_uring_prep_nop(sqe); }
+
+  // First completion of an operation handed over from another thread: the
+  // work unit it carries stays counted, since the operation goes on.
+  static void do_start(scheduler* owner, operation* base)
+  {
+    auto* o = static_cast<nop_op*>(base);
+    if (owner == nullptr)
+      return do_complete(nullptr, base);
+    runner* r = owner->this_thread_runner();
+    o->set_func(&do_complete);
+    r->work_started();
+    r->start(o);
+  }
+
+  static void do_complete(scheduler* owner, operation* base)
+  {
+    auto* o = static_cast<nop_op*>(base);
+    allocator_type alloc = op_allocator<boost::asio::associated_allocator_t<Handler>>::get(
+        boost::asio::get_associated_allocator(o->handler_));
+    op_ptr<nop_op, allocator_type> p(alloc, o);
+    boost::system::error_code ec;
+    if (o->result_ < 0)
+      ec.assign(-o->result_, boost::asio::error::get_system_category());
+    handler_work<Handler, IoExecutor> work(std::move(o->work_));
+    boost::asio::detail::binder1<Handler, boost::system::error_code> bound(
+        0, std::move(o->handler_), ec);
+    p.reset();
+    if (owner)
+      work.complete(bound, bound.handler_);
+  }
+
+  Handler handler_;
+  handler_work<Handler, IoExecutor> work_;
+};
+
+// Submits an IORING_OP_NOP on ex's context; completes with void(error_code).
+template <typename Executor, typename Token>
+auto async_nop(const Executor& ex, Token&& token)
+{
+  return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+      [](auto handler, const Executor& ex) {
+        scheduler& s = *scheduler_of(ex);
+        using op_type = nop_op<decltype(handler), Executor>;
+        op_type::create(std::move(handler), ex, s)->start(s);
+      },
+      token, ex);
+}
+
+} // namespace detail
+} // namespace zokio
+
+#endif // ZOKIO_DETAIL_URING_OPS_NOP_OP_HPP

@@ -1,0 +1,554 @@
+// zokio/io_context.hpp: an Asio execution context that runs on io_uring.
+#ifndef ZOKIO_IO_CONTEXT_HPP
+#define ZOKIO_IO_CONTEXT_HPP
+
+#include <zokio/detail/config.hpp>
+#include <zokio/detail/sched/scheduler.hpp>
+#include <zokio/detail/uring/ring.hpp>
+#include <zokio/statistics.hpp>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+
+namespace zokio {
+
+/// Sizes of the io_uring instances a context creates (one per thread that
+/// runs it). Zero means the default.
+using ring_options = detail::uring::ring_sizes;
+
+/// Provides core I/O functionality on io_uring, as a drop-in replacement for
+/// boost::asio::io_context.
+/**
+ * zokio::io_context has the interface of boost::asio::io_context: the same
+ * constructors, run functions, executor, nested types and deprecated members,
+ * so that code written for Asio's io_context compiles unchanged with this
+ * type. Handlers are queued and run by the threads that call run(); each such
+ * thread owns an io_uring instance (created the first time it runs the
+ * context, kept until the context is destroyed) on which it submits the
+ * operations it starts, in batches, and from which it harvests completions.
+ *
+ * Construction creates the calling thread's ring and therefore fails with
+ * boost::system::system_error (naming io_uring_queue_init_params and the
+ * reason) where io_uring cannot be used.
+ *
+ * @par Thread Safety
+ * @e Distinct @e objects: Safe.@n
+ * @e Shared @e objects: Safe, with the exception that calling restart() while
+ * there are unfinished run(), run_one(), run_for(), run_until(), poll() or
+ * poll_one() calls results in undefined behaviour.
+ *
+ * @par Scheduling (as of this version)
+ * A thread inside run() runs up to 64 ready handlers, then takes up to 256
+ * handlers posted from other threads, fires expired timers, submits all
+ * queued SQEs with one system call and reaps all completions in one pass.
+ * Handlers posted from a handler run on the same thread, in FIFO order, when
+ * only one thread runs the context; with several threads, posted handlers go
+ * to a shared queue that every running thread takes from. A kernel operation
+ * completes on the thread that started it.
+ */
+class io_context : public boost::asio::execution_context
+{
+public:
+  template <typename Allocator, std::uintptr_t Bits>
+  class basic_executor_type;
+
+  template <typename Allocator, std::uintptr_t Bits>
+  friend class basic_executor_type;
+
+  /// Executor used to submit functions to an io_context.
+  using executor_type = basic_executor_type<std::allocator<void>, 0>;
+
+  class work;
+  friend class work;
+
+  class service;
+
+  class strand;
+
+  /// The type used to count the number of handler executions.
+  using count_type = std::size_t;
+
+  /// Constructor.
+  io_context();
+
+  /// Constructor with a hint about the number of threads that will run it.
+  /**
+   * The hint is kept for compatibility and reported by concurrency_hint();
+   * as of this version the scheduler behaves the same for every value.
+   */
+  explicit io_context(int concurrency_hint);
+
+  /// Constructor with explicit ring sizes (a zokio extension).
+  io_context(int concurrency_hint, const ring_options& rings);
+
+  /// Destructor: shuts down every service, destroying (without invoking)
+  /// the handlers of unfinished operations.
+  ~io_context();
+
+  io_context(const io_context&) = delete;
+  io_context& operator=(const io_context&) = delete;
+
+  /// Obtains the executor associated with the io_context.
+  executor_type get_executor() noexcept;
+
+  /// Runs the event processing loop until the io_context has no more work
+  /// or is stopped. Returns the number of handlers that were executed.
+  count_type run();
+
+  /// Runs the loop for at most the specified duration.
+  template <typename Rep, typename Period>
+  std::size_t run_for(const std::chrono::duration<Rep, Period>& rel_time);
+
+  /// Runs the loop until the specified time at the latest.
+  template <typename Clock, typename Duration>
+  std::size_t run_until(const std::chrono::time_point<Clock, Duration>& abs_time);
+
+  /// Runs at most one handler, blocking until one is ready or the io_context
+  /// runs out of work or is stopped.
+  count_type run_one();
+
+  /// Runs at most one handler, blocking for at most the specified duration.
+  template <typename Rep, typename Period>
+  std::size_t run_one_for(const std::chrono::duration<Rep, Period>& rel_time);
+
+  /// Runs at most one handler, blocking until the specified time at the latest.
+  template <typename Clock, typename Duration>
+  std::size_t run_one_until(const std::chrono::time_point<Clock, Duration>& abs_time);
+
+  /// Runs the handlers that are ready, without blocking.
+  count_type poll();
+
+  /// Runs at most one ready handler, without blocking.
+  count_type poll_one();
+
+  /// Stops the loop: run functions return as soon as possible.
+  void stop();
+
+  /// Whether the io_context has been stopped.
+  bool stopped() const;
+
+  /// Prepares a stopped io_context to be run again.
+  void restart();
+
+  /// The concurrency hint given at construction.
+  int concurrency_hint() const noexcept;
+
+  /// Counters of the context's work (a zokio extension).
+  zokio::statistics statistics() const;
+
+#if !defined(BOOST_ASIO_NO_DEPRECATED)
+  /// (Deprecated: use non-error_code overload.) Runs the loop.
+  count_type run(boost::system::error_code& ec);
+
+  /// (Deprecated: use non-error_code overload.) Runs at most one handler.
+  count_type run_one(boost::system::error_code& ec);
+
+  /// (Deprecated: use non-error_code overload.) Runs ready handlers.
+  count_type poll(boost::system::error_code& ec);
+
+  /// (Deprecated: use non-error_code overload.) Runs at most one ready handler.
+  count_type poll_one(boost::system::error_code& ec);
+
+  /// (Deprecated: use restart().)
+  void reset();
+
+  /// (Deprecated: use boost::asio::dispatch().) Requests the io_context to
+  /// invoke the handler, in this thread if it is running the io_context.
+  template <typename LegacyCompletionHandler>
+  auto dispatch(LegacyCompletionHandler&& handler);
+
+  /// (Deprecated: use boost::asio::post().) Requests the io_context to invoke
+  /// the handler and returns immediately.
+  template <typename LegacyCompletionHandler>
+  auto post(LegacyCompletionHandler&& handler);
+
+  /// (Deprecated: use boost::asio::bind_executor().) Creates a handler that
+  /// dispatches the wrapped handler on this io_context.
+  template <typename Handler>
+  auto wrap(Handler handler);
+#endif // !defined(BOOST_ASIO_NO_DEPRECATED)
+
+  /// (Internal) The scheduler that implements this context.
+  detail::scheduler& impl() noexcept { return impl_; }
+
+  /// (Internal) Implementation of boost::asio::use_service for services
+  /// derived from io_context::service.
+  template <typename Service>
+  Service& use_zokio_service();
+
+private:
+  struct initiate_dispatch;
+  struct initiate_post;
+
+  static detail::scheduler& add_impl(io_context& self, int hint, const ring_options& rings);
+
+  // Services whose constructor takes zokio::io_context& (see use_service).
+  std::mutex services_mutex_;
+  std::map<const void*, boost::asio::execution_context::service*> zokio_services_;
+
+  detail::scheduler& impl_;
+};
+
+/// Executor of an io_context (see boost::asio::io_context::basic_executor_type).
+/**
+ * Satisfies the standard executor concept (execute, query, require, prefer)
+ * and the Networking TS executor requirements (context, on_work_started,
+ * on_work_finished, dispatch, post, defer). Default properties match
+ * boost::asio::io_context's executor: blocking.possibly, relationship.fork,
+ * outstanding_work.untracked, mapping.thread, allocator std::allocator<void>.
+ */
+template <typename Allocator, std::uintptr_t Bits>
+class io_context::basic_executor_type : Allocator
+{
+  // Run-time property bits, kept in the low bits of target_ (io_context is
+  // at least 4-byte aligned). outstanding_work_tracked is compile-time (Bits).
+  enum : std::uintptr_t
+  {
+    blocking_never = 1,
+    relationship_continuation = 2,
+    outstanding_work_tracked = 4,
+    runtime_bits = 3
+  };
+
+public:
+  basic_executor_type(const basic_executor_type& other) noexcept
+    : Allocator(static_cast<const Allocator&>(other)), target_(other.target_)
+  {
+    if (Bits & outstanding_work_tracked)
+      if (context_ptr())
+        context_ptr()->impl_.work_started();
+  }
+
+  basic_executor_type(basic_executor_type&& other) noexcept
+    : Allocator(static_cast<Allocator&&>(other)), target_(other.target_)
+  {
+    if (Bits & outstanding_work_tracked)
+      other.target_ = 0;
+  }
+
+  ~basic_executor_type() noexcept
+  {
+    if (Bits & outstanding_work_tracked)
+      if (context_ptr())
+        context_ptr()->impl_.work_finished();
+  }
+
+  basic_executor_type& operator=(const basic_executor_type& other) noexcept;
+  basic_executor_type& operator=(basic_executor_type&& other) noexcept;
+
+  // Properties (boost::asio::require / prefer / query).
+
+  constexpr basic_executor_type require(boost::asio::execution::blocking_t::possibly_t) const
+  {
+    return basic_executor_type(context_ptr(), *this, bits() & ~blocking_never);
+  }
+
+  constexpr basic_executor_type require(boost::asio::execution::blocking_t::never_t) const
+  {
+    return basic_executor_type(context_ptr(), *this, bits() | blocking_never);
+  }
+
+  constexpr basic_executor_type require(boost::asio::execution::relationship_t::fork_t) const
+  {
+    return basic_executor_type(context_ptr(), *this, bits() & ~relationship_continuation);
+  }
+
+  constexpr basic_executor_type require(
+      boost::asio::execution::relationship_t::continuation_t) const
+  {
+    return basic_executor_type(context_ptr(), *this, bits() | relationship_continuation);
+  }
+
+  constexpr basic_executor_type<Allocator, Bits | outstanding_work_tracked>
+  require(boost::asio::execution::outstanding_work_t::tracked_t) const
+  {
+    return basic_executor_type<Allocator, Bits | outstanding_work_tracked>(
+        context_ptr(), *this, bits());
+  }
+
+  constexpr basic_executor_type<Allocator, Bits & ~outstanding_work_tracked>
+  require(boost::asio::execution::outstanding_work_t::untracked_t) const
+  {
+    return basic_executor_type<Allocator, Bits & ~outstanding_work_tracked>(
+        context_ptr(), *this, bits());
+  }
+
+  template <typename OtherAllocator>
+  constexpr basic_executor_type<OtherAllocator, Bits>
+  require(boost::asio::execution::allocator_t<OtherAllocator> a) const
+  {
+    return basic_executor_type<OtherAllocator, Bits>(context_ptr(), a.value(), bits());
+  }
+
+  constexpr basic_executor_type<std::allocator<void>, Bits>
+  require(boost::asio::execution::allocator_t<void>) const
+  {
+    return basic_executor_type<std::allocator<void>, Bits>(
+        context_ptr(), std::allocator<void>(), bits());
+  }
+
+  static constexpr boost::asio::execution::mapping_t query(
+      boost::asio::execution::mapping_t) noexcept
+  {
+    return boost::asio::execution::mapping.thread;
+  }
+
+  io_context& query(boost::asio::execution::context_t) const noexcept
+  {
+    return *context_ptr();
+  }
+
+  constexpr boost::asio::execution::blocking_t query(
+      boost::asio::execution::blocking_t) const noexcept
+  {
+    return (bits() & blocking_never)
+      ? boost::asio::execution::blocking_t(boost::asio::execution::blocking.never)
+      : boost::asio::execution::blocking_t(boost::asio::execution::blocking.possibly);
+  }
+
+  constexpr boost::asio::execution::relationship_t query(
+      boost::asio::execution::relationship_t) const noexcept
+  {
+    return (bits() & relationship_continuation)
+      ? boost::asio::execution::relationship_t(boost::asio::execution::relationship.continuation)
+      : boost::asio::execution::relationship_t(boost::asio::execution::relationship.fork);
+  }
+
+  static constexpr boost::asio::execution::outstanding_work_t query(
+      boost::asio::execution::outstanding_work_t) noexcept
+  {
+    return (Bits & outstanding_work_tracked)
+      ? boost::asio::execution::outstanding_work_t(boost::asio::execution::outstanding_work.tracked)
+      : boost::asio::execution::outstanding_work_t(boost::asio::execution::outstanding_work.untracked);
+  }
+
+  template <typename OtherAllocator>
+  constexpr Allocator query(boost::asio::execution::allocator_t<OtherAllocator>) const noexcept
+  {
+    return static_cast<const Allocator&>(*this);
+  }
+
+  constexpr Allocator query(boost::asio::execution::allocator_t<void>) const noexcept
+  {
+    return static_cast<const Allocator&>(*this);
+  }
+
+  /// Whether the calling thread is running the io_context.
+  bool running_in_this_thread() const noexcept
+  {
+    return context_ptr()->impl_.can_dispatch();
+  }
+
+  friend bool operator==(const basic_executor_type& a, const basic_executor_type& b) noexcept
+  {
+    return a.target_ == b.target_
+      && static_cast<const Allocator&>(a) == static_cast<const Allocator&>(b);
+  }
+
+  friend bool operator!=(const basic_executor_type& a, const basic_executor_type& b) noexcept
+  {
+    return !(a == b);
+  }
+
+  /// Submits f: runs it at once if blocking.possibly and the calling thread
+  /// runs the io_context, otherwise queues it.
+  template <typename Function>
+  void execute(Function&& f) const;
+
+#if !defined(BOOST_ASIO_NO_TS_EXECUTORS)
+  /// The io_context this executor submits to.
+  io_context& context() const noexcept { return *context_ptr(); }
+
+  /// Counts outstanding work (keeps run() from returning).
+  void on_work_started() const noexcept { context_ptr()->impl_.work_started(); }
+
+  /// Ends a unit of work counted by on_work_started().
+  void on_work_finished() const noexcept { context_ptr()->impl_.work_finished(); }
+
+  /// Runs f now if the calling thread runs the io_context, else queues it.
+  template <typename Function, typename OtherAllocator>
+  void dispatch(Function&& f, const OtherAllocator& a) const;
+
+  /// Queues f.
+  template <typename Function, typename OtherAllocator>
+  void post(Function&& f, const OtherAllocator& a) const;
+
+  /// Queues f as a continuation of the caller.
+  template <typename Function, typename OtherAllocator>
+  void defer(Function&& f, const OtherAllocator& a) const;
+#endif // !defined(BOOST_ASIO_NO_TS_EXECUTORS)
+
+  /// (Internal) The scheduler this executor submits to.
+  detail::scheduler& zokio_scheduler() const noexcept { return context_ptr()->impl_; }
+
+private:
+  friend class io_context;
+  template <typename, std::uintptr_t> friend class basic_executor_type;
+
+  explicit basic_executor_type(io_context& i) noexcept
+    : Allocator(), target_(reinterpret_cast<std::uintptr_t>(&i))
+  {
+    if (Bits & outstanding_work_tracked)
+      context_ptr()->impl_.work_started();
+  }
+
+  basic_executor_type(io_context* i, const Allocator& a, std::uintptr_t bits) noexcept
+    : Allocator(a), target_(reinterpret_cast<std::uintptr_t>(i) | bits)
+  {
+    if (Bits & outstanding_work_tracked)
+      if (context_ptr())
+        context_ptr()->impl_.work_started();
+  }
+
+  io_context* context_ptr() const noexcept
+  {
+    return reinterpret_cast<io_context*>(target_ & ~runtime_bits);
+  }
+
+  std::uintptr_t bits() const noexcept { return target_ & runtime_bits; }
+
+  std::uintptr_t target_;
+};
+
+#if !defined(BOOST_ASIO_NO_DEPRECATED)
+/// (Deprecated: use executor_work_guard.) Informs the io_context when it has
+/// work to do.
+class io_context::work
+{
+public:
+  explicit work(io_context& ctx) : ctx_(ctx) { ctx_.impl_.work_started(); }
+  work(const work& other) : ctx_(other.ctx_) { ctx_.impl_.work_started(); }
+  ~work() { ctx_.impl_.work_finished(); }
+  work& operator=(const work&) = delete;
+
+  io_context& get_io_context() { return ctx_; }
+
+private:
+  io_context& ctx_;
+};
+#endif // !defined(BOOST_ASIO_NO_DEPRECATED)
+
+/// Base class for services of a zokio::io_context (as io_context::service).
+/**
+ * A user-defined service derives from this class, declares
+ * `static zokio::io_context::id id;` and takes `zokio::io_context&` in its
+ * constructor; boost::asio::use_service<S>(ctx) then creates it on first use.
+ */
+class io_context::service : public boost::asio::execution_context::service
+{
+public:
+  /// The io_context that owns the service.
+  io_context& get_io_context() { return static_cast<io_context&>(context()); }
+
+private:
+  void shutdown() override;
+#if !defined(BOOST_ASIO_NO_DEPRECATED)
+  virtual void shutdown_service();
+#endif
+  void notify_fork(boost::asio::execution_context::fork_event event) override;
+#if !defined(BOOST_ASIO_NO_DEPRECATED)
+  virtual void fork_service(boost::asio::execution_context::fork_event event);
+#endif
+
+protected:
+  explicit service(io_context& owner);
+  ~service() override;
+};
+
+/// (Deprecated: use make_strand().) Serialises handlers on an io_context.
+/**
+ * Built on boost::asio::strand over the io_context's executor; provides the
+ * interface of boost::asio::io_context::strand.
+ */
+class io_context::strand
+{
+public:
+  explicit strand(io_context& ctx) : impl_(ctx.get_executor()) {}
+
+  io_context& context() const noexcept { return impl_.get_inner_executor().context(); }
+
+  void on_work_started() const noexcept { impl_.on_work_started(); }
+  void on_work_finished() const noexcept { impl_.on_work_finished(); }
+
+  template <typename Function, typename Allocator>
+  void dispatch(Function&& f, const Allocator& a) const
+  {
+    impl_.dispatch(std::forward<Function>(f), a);
+  }
+
+  template <typename Function, typename Allocator>
+  void post(Function&& f, const Allocator& a) const
+  {
+    impl_.post(std::forward<Function>(f), a);
+  }
+
+  template <typename Function, typename Allocator>
+  void defer(Function&& f, const Allocator& a) const
+  {
+    impl_.defer(std::forward<Function>(f), a);
+  }
+
+#if !defined(BOOST_ASIO_NO_DEPRECATED)
+  /// (Deprecated: use boost::asio::dispatch().)
+  template <typename LegacyCompletionHandler>
+  auto dispatch(LegacyCompletionHandler&& handler)
+  {
+    return boost::asio::async_initiate<LegacyCompletionHandler, void()>(
+        [](auto h, const strand* self) {
+          boost::asio::dispatch(self->impl_, std::move(h));
+        }, handler, this);
+  }
+
+  /// (Deprecated: use boost::asio::post().)
+  template <typename LegacyCompletionHandler>
+  auto post(LegacyCompletionHandler&& handler)
+  {
+    return boost::asio::async_initiate<LegacyCompletionHandler, void()>(
+        [](auto h, const strand* self) {
+          boost::asio::post(self->impl_, std::move(h));
+        }, handler, this);
+  }
+
+  /// (Deprecated: use boost::asio::bind_executor().)
+  template <typename Handler>
+  auto wrap(Handler handler);
+#endif // !defined(BOOST_ASIO_NO_DEPRECATED)
+
+  bool running_in_this_thread() const noexcept { return impl_.running_in_this_thread(); }
+
+  friend bool operator==(const strand& a, const strand& b) noexcept { return a.impl_ == b.impl_; }
+  friend bool operator!=(const strand& a, const strand& b) noexcept { return a.impl_ != b.impl_; }
+
+private:
+  boost::asio::strand<io_context::executor_type> impl_;
+};
+
+} // namespace zokio
+
+namespace boost {
+namespace asio {
+
+/// use_service for zokio::io_context: creates services whose constructor
+/// takes zokio::io_context& (io_context::service subclasses), and returns the
+/// usual service for those constructible from an execution_context&.
+template <typename Service>
+Service& use_service(zokio::io_context& ctx)
+{
+  return ctx.template use_zokio_service<Service>();
+}
+
+} // namespace asio
+} // namespace boost
+
+#include <zokio/impl/io_context.hpp>
+
+#endif // ZOKIO_IO_CONTEXT_HPP

@@ -1,0 +1,13 @@
+// zokio/zokio.hpp: everything zokio provides.
+#ifndef ZOKIO_ZOKIO_HPP
+#define ZOKIO_ZOKIO_HPP
+
+#include <zokio/error.hpp>
+#include <zokio/io_context.hpp>
+#include <zokio/statistics.hpp>
+#include <zokio/timer/basic_waitable_timer.hpp>
+#include <zokio/timer/high_resolution_timer.hpp>
+#include <zokio/timer/steady_timer.hpp>
+#include <zokio/timer/system_timer.hpp>
+
+#endif // ZOKIO_ZOKIO_HPP

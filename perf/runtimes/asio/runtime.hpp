@@ -46,6 +46,9 @@ std::string context_statistics(Context& ctx) {
         .add("max_batch", std::uint64_t(s.max_batch))
         .add("handlers_run", std::uint64_t(s.handlers_run))
         .add("wakeups", std::uint64_t(s.wakeups));
+    if constexpr (requires { s.sleeps; }) j.add("sleeps", std::uint64_t(s.sleeps));
+    if constexpr (requires { s.timers_fired; }) j.add("timers_fired", std::uint64_t(s.timers_fired));
+    if constexpr (requires { s.rings; }) j.add("rings", std::uint64_t(s.rings));
     return j.str();
   } else {
     (void)ctx;

@@ -16,6 +16,8 @@
 // Prints one JSON object: {"runtime", "scenario", "threads", metrics..., "stats"}.
 #include "runtime.hpp"
 
+#include <sched.h>
+
 #include <atomic>
 #include <memory>
 #include <thread>
@@ -69,6 +71,23 @@ void chained_post(const options& o) {
       .print();
 }
 
+// Pins the calling thread to the n-th CPU the process may use; false if there
+// are not that many. burst_post puts the context and the poster on different
+// cores: left to the scheduler, a wake-up may pull the context's thread onto
+// the spinning poster's core, and the run measures time slices instead.
+bool pin_to_nth_cpu(int n) {
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return false;
+  for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed) || seen++ != n) continue;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
+  }
+  return false;
+}
+
 // --- burst_post --------------------------------------------------------------------
 // The producer posts a burst of B handlers, waits until the context has run all
 // of them (so the context goes idle and must be woken), then posts the next.
@@ -79,7 +98,11 @@ void burst_post(const options& o) {
   auto guard = asio::make_work_guard(ctx);
   std::atomic<std::uint64_t> done{0};
   std::uint64_t t_end = 0;
-  std::thread runner([&] { ctx.run(); });
+  std::thread runner([&] {
+    pin_to_nth_cpu(0);
+    ctx.run();
+  });
+  pin_to_nth_cpu(1);
   // Let the runner reach its idle wait first.
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   auto t0 = now_ns();

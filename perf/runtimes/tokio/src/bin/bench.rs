@@ -134,6 +134,30 @@ fn chained_post(o: &Options) {
 
 // --- burst_post ----------------------------------------------------------------------
 
+/// Pins the calling thread to the n-th CPU the process may use (see bench.cpp:
+/// the runtime's thread and the spinning poster must not share a core).
+fn pin_to_nth_cpu(n: usize) -> bool {
+    unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) != 0 {
+            return false;
+        }
+        let mut seen = 0;
+        for cpu in 0..libc::CPU_SETSIZE as usize {
+            if !libc::CPU_ISSET(cpu, &allowed) {
+                continue;
+            }
+            if seen == n {
+                let mut one: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut one);
+                return libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one) == 0;
+            }
+            seen += 1;
+        }
+        false
+    }
+}
+
 fn burst_post(o: &Options) {
     let n = o.num("handlers", 1_000_000);
     let burst = o.num("burst", 1000);
@@ -141,10 +165,12 @@ fn burst_post(o: &Options) {
     let handle = rt.handle().clone();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let runner = std::thread::spawn(move || {
+        pin_to_nth_cpu(0);
         rt.block_on(async move {
             let _ = stop_rx.await;
         });
     });
+    pin_to_nth_cpu(1);
     std::thread::sleep(Duration::from_millis(20));
     let done = Arc::new(AtomicU64::new(0));
     let t_end = Arc::new(AtomicU64::new(0));

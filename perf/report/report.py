@@ -117,6 +117,10 @@ def markdown(doc):
                "< 1: zokio worse); best peer among "
                + ", ".join(PEERS) + ". Tokio: current_thread on 1 thread, "
                "multi_thread on 2.\n")
+    if doc.get("noisy_runs"):
+        out.append(f"**Warning: {len(doc['noisy_runs'])} run(s) started while other work kept "
+                   "the CPUs busy (waited up to 20 s for them to become idle); their figures "
+                   "are unreliable. See \"Noisy runs\" below.**\n")
     head = ["scenario", "unit"] + cols + ["zokio vs best peer", "vs asio_epoll", "vs liburing_raw"]
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|")
@@ -177,6 +181,10 @@ def markdown(doc):
         out.append("\n## Not measured\n")
         for rt, names in sorted(doc["skipped"].items()):
             out.append(f"- {rt}: not built, skipped in: {', '.join(names)}")
+    if doc.get("noisy_runs"):
+        out.append("\n## Noisy runs\n")
+        for n in doc["noisy_runs"]:
+            out.append(f"- {n}")
     if doc.get("failures"):
         out.append("\n## Failed runs\n")
         for f in doc["failures"]:

@@ -154,6 +154,36 @@ class Server:
         self.stop()
 
 
+# --- other work on the machine ---------------------------------------------------
+
+def cpu_busy(interval=0.05):
+    """Fraction of all CPUs busy (not idle, not iowait) over interval seconds."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]
+    t0, i0 = sample()
+    time.sleep(interval)
+    t1, i1 = sample()
+    return 1.0 - (i1 - i0) / max(1, t1 - t0)
+
+
+QUIET = 0.2       # busier than this between runs: someone else is using the machine
+QUIET_WAIT = 20   # seconds to wait for the machine to become quiet before a run
+
+
+def wait_for_quiet():
+    """Waits until no other work keeps the CPUs busy (at most QUIET_WAIT s).
+    Returns the busy fraction seen last; a run that starts above QUIET is
+    flagged in the results."""
+    deadline = time.monotonic() + QUIET_WAIT
+    busy = cpu_busy()
+    while busy > QUIET and time.monotonic() < deadline:
+        time.sleep(0.5)
+        busy = cpu_busy(0.2)
+    return busy
+
+
 # --- runtimes --------------------------------------------------------------------
 
 class Paths:
@@ -500,6 +530,7 @@ def main():
     started = time.time()
     failures = []
     skipped = {}
+    noisy = []
     results = []
     for e in exps:
         rts = [rt for rt in e.runtimes if e.available(paths, rt)]
@@ -509,9 +540,13 @@ def main():
         raw = {rt: [] for rt in rts}
         for rep in range(runs):
             for rt in rts:
+                busy = wait_for_quiet()
+                if busy > QUIET:
+                    noisy.append(f"{e.name}/{rt} run {rep + 1}: {busy:.0%} of the CPUs busy")
                 t0 = time.monotonic()
                 try:
                     res = e.run_once(paths, rt)
+                    res["machine_busy_before"] = round(busy, 3)
                     raw[rt].append(res)
                     log(f"[{e.name}] {rt} run {rep + 1}/{runs}: " +
                         ", ".join(f"{r.key}={res.get(r.key)!r:.12}" for r in e.rows) +
@@ -546,6 +581,7 @@ def main():
         "runtimes": RUNTIMES,
         "skipped": {rt: sorted(v) for rt, v in skipped.items()},
         "failures": failures,
+        "noisy_runs": noisy,
         "rows": results,
         "raw": {e.name: e.raw for e in exps},
     }

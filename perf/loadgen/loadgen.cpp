@@ -159,18 +159,26 @@ int idle_mode(const perf::options& o) {
   fds.reserve(n);
   auto t0 = now_ns();
   unsigned char in[16];
-  for (std::size_t i = 0; i < n; ++i) {
-    int fd = connect_to(host, port);
-    fds.push_back(fd);
-    const unsigned char* msg = pattern.data() + (i * 8191) % pattern_len;
-    if (write(fd, msg, 16) != 16) fail("idle: write", i, 0);
-    std::size_t got = 0;
-    while (got < 16) {
-      ssize_t r = read(fd, in + got, 16 - got);
-      if (r <= 0) fail("idle: read", i, got);
-      got += std::size_t(r);
+  // In groups, so that one round trip serves many connections, and small
+  // enough for the server's accept backlog.
+  constexpr std::size_t group = 256;
+  for (std::size_t first = 0; first < n; first += group) {
+    const std::size_t last = std::min(n, first + group);
+    for (std::size_t i = first; i < last; ++i) fds.push_back(connect_to(host, port));
+    for (std::size_t i = first; i < last; ++i) {
+      const unsigned char* msg = pattern.data() + (i * 8191) % pattern_len;
+      if (write(fds[i], msg, 16) != 16) fail("idle: write", i, 0);
     }
-    if (std::memcmp(in, msg, 16) != 0) fail("idle: echoed bytes differ", i, 0);
+    for (std::size_t i = first; i < last; ++i) {
+      const unsigned char* msg = pattern.data() + (i * 8191) % pattern_len;
+      std::size_t got = 0;
+      while (got < 16) {
+        ssize_t r = read(fds[i], in + got, 16 - got);
+        if (r <= 0) fail("idle: read", i, got);
+        got += std::size_t(r);
+      }
+      if (std::memcmp(in, msg, 16) != 0) fail("idle: echoed bytes differ", i, 0);
+    }
   }
   auto t1 = now_ns();
   perf::json_line().add("ready", true).add("conns", std::uint64_t(n))

@@ -119,7 +119,7 @@ def markdown(doc):
                "multi_thread on 2.\n")
     if doc.get("noisy_runs"):
         out.append(f"**Warning: {len(doc['noisy_runs'])} run(s) started while other work kept "
-                   "the CPUs busy (waited up to 3 s for them to become idle; measured processes run at nice -20); their figures "
+                   "the CPUs busy (waited up to 1 s for them to become idle; measured processes run at nice -20); their figures "
                    "are unreliable. See \"Noisy runs\" below.**\n")
     head = ["scenario", "unit"] + cols + ["zokio vs best peer", "vs asio_epoll", "vs liburing_raw"]
     out.append("| " + " | ".join(head) + " |")

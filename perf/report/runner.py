@@ -169,7 +169,7 @@ def cpu_busy(interval=0.05):
 
 
 QUIET = 0.2       # busier than this between runs: someone else is using the machine
-QUIET_WAIT = 3    # seconds to wait for the machine to become quiet before a run
+QUIET_WAIT = 1    # seconds to wait for the machine to become quiet before a run
 
 # As root, measured processes run at nice -20, so that other work on the
 # machine (a compiler) takes what they leave instead of halving their share.

@@ -29,6 +29,7 @@ GROUP_TITLES = {
     "sleep_precision": "1 ms sleeps: overshoot (µs, lower is better)",
     "rt_shapes_t1": "Tokio runtime shapes, 1 thread (ns per op, lower is better)",
     "rt_shapes_t2": "Tokio runtime shapes, 2 threads (ns per op, lower is better)",
+    "rt_shapes_pool2": "Thread pools of 2 workers: zokio::thread_pool, asio::thread_pool, Tokio multi_thread (ns per op)",
     "echo_throughput": "TCP echo throughput (messages/s, higher is better)",
     "echo_latency": "TCP echo latency p50 / p99 (µs, lower is better)",
     "echo_latency_tail": "TCP echo latency p99.9 (µs, lower is better)",

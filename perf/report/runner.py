@@ -419,6 +419,21 @@ def catalogue(mode):
             ex.append(BenchExperiment(name, f"{name}_t{threads}", args, [
                 Row(f"{name} ({threads} thread{'s' if threads > 1 else ''})",
                     f"rt_shapes_t{threads}", "ns_per_op", "ns/op")], threads=threads))
+    # 5b. The same shapes on thread pools of 2 workers: zokio::thread_pool,
+    # asio::thread_pool (epoll and io_uring builds), Tokio multi_thread; and
+    # handlers submitted from outside, to an idle and to a busy pool.
+    outside = pick(20_000, 300_000, 1_000_000)
+    pool_shapes = shapes + [("spawn_outside", ["--tasks", outside]),
+                            ("spawn_outside", ["--tasks", outside, "--busy", 1])]
+    for name, args in pool_shapes:
+        busy = "--busy" in args
+        label = "spawn_outside, busy" if busy else name
+        key = f"{name}{'_busy' if busy else ''}"
+        ex.append(BenchExperiment(name, f"{key}_pool2", args + ["--pool", 1], [
+            Row(f"{label} (pool, 2 workers)", "rt_shapes_pool2", "ns_per_op", "ns/op")],
+            threads=2))
+    ex.append(BenchExperiment("spawn_outside", "spawn_outside_t2", ["--tasks", outside], [
+        Row("spawn_outside (2 threads)", "rt_shapes_t2", "ns_per_op", "ns/op")], threads=2))
     # 6. echo_tcp (+ 8. system calls per message on the 64 x 64 B shape)
     dur, warm = pick(1, 0.7, 3), pick(0.3, 0.2, 0.5)
     echo_shapes = [

@@ -12,6 +12,8 @@
 //   yield_many       --tasks N --yields Y
 //   ping_pong        --pings N --iters I
 //   chained_spawn    --depth N --iters I
+//   spawn_outside    --tasks N [--busy 1]           handlers submitted from another thread
+//   (the five shapes above take --pool 1: a thread pool of --threads workers)
 //
 // Prints one JSON object: {"runtime", "scenario", "threads", metrics..., "stats"}.
 #include "runtime.hpp"
@@ -211,8 +213,9 @@ void sleep_precision(const options& o) {
 // the next one, so no thread outside the context takes part in the timing.
 
 // spawn_many: one handler posts N handlers; the last to finish starts the next round.
+template <class Ctx>
 struct spawn_many_state {
-  rt::io_context& ctx;
+  Ctx& ctx;
   std::uint64_t tasks, iters;
   std::atomic<std::uint64_t> remaining{0};
   std::uint64_t round = 0;
@@ -227,8 +230,9 @@ struct spawn_many_state {
 };
 
 // yield_many: N tasks, each re-posting itself Y times.
+template <class Ctx>
 struct yield_task {
-  rt::io_context* ctx;
+  Ctx* ctx;
   std::uint64_t left;
   void operator()() {
     if (--left != 0) asio::post(*ctx, std::move(*this));
@@ -237,8 +241,9 @@ struct yield_task {
 
 // ping_pong: N pings per round; a ping posts a pong, the pong posts the reply,
 // the reply counts down; the last reply starts the next round.
+template <class Ctx>
 struct ping_pong_state {
-  rt::io_context& ctx;
+  Ctx& ctx;
   std::uint64_t pings, iters;
   std::atomic<std::uint64_t> remaining{0};
   std::uint64_t round = 0;
@@ -258,8 +263,9 @@ struct ping_pong_state {
 };
 
 // chained_spawn: a chain of N posts per round; its end starts the next round.
+template <class Ctx>
 struct chained_spawn_state {
-  rt::io_context& ctx;
+  Ctx& ctx;
   std::uint64_t depth, iters, round = 0;
   void link(std::uint64_t left) {
     if (left != 0) {
@@ -270,44 +276,102 @@ struct chained_spawn_state {
   }
 };
 
-template <class Start>
-void timed_rounds(const char* scenario, unsigned threads, rt::io_context& ctx, std::uint64_t ops,
-                  Start&& start) {
-  start();
-  auto t0 = now_ns();
-  run_on(ctx, threads);
-  auto t1 = now_ns();
-  header(scenario, threads)
-      .add("ops", ops)
-      .add("total_ms", double(t1 - t0) / 1e6)
-      .add("ns_per_op", double(t1 - t0) / double(ops))
-      .raw("stats", context_statistics(ctx))
-      .print();
+// Waits for the work to finish: run on `threads` threads for an io_context,
+// join for a thread pool (whose workers already run).
+template <class Ctx>
+void finish(Ctx& ctx, unsigned threads) {
+  if constexpr (requires { ctx.run(); }) run_on(ctx, threads);
+  else ctx.join();
 }
 
-void tokio_shape(const std::string& name, const options& o) {
-  const auto threads = unsigned(o.num("threads", 1));
-  rt::io_context ctx;
+template <class Ctx, class Start>
+void timed_rounds(const char* scenario, unsigned threads, Ctx& ctx, std::uint64_t ops,
+                  Start&& start) {
+  auto t0 = now_ns();
+  start();
+  finish(ctx, threads);
+  auto t1 = now_ns();
+  json_line j = header(scenario, threads);
+  j.add("ops", ops)
+      .add("total_ms", double(t1 - t0) / 1e6)
+      .add("ns_per_op", double(t1 - t0) / double(ops));
+  if constexpr (requires { ctx.run(); }) j.add("context", "io_context");
+  else j.add("context", "thread_pool");
+  j.raw("stats", context_statistics(ctx)).print();
+}
+
+template <class Ctx>
+void tokio_shape(Ctx& ctx, const std::string& name, unsigned threads, const options& o) {
   if (name == "spawn_many") {
-    spawn_many_state s{ctx, o.num("tasks", 10'000), o.num("iters", 100)};
+    spawn_many_state<Ctx> s{ctx, o.num("tasks", 10'000), o.num("iters", 100)};
     timed_rounds("spawn_many", threads, ctx, s.tasks * s.iters,
                  [&] { asio::post(ctx, [&] { s.start_round(); }); });
     if (s.round != s.iters) die("spawn_many: rounds missing");
   } else if (name == "yield_many") {
     const auto tasks = o.num("tasks", 200), yields = o.num("yields", 1000);
     timed_rounds("yield_many", threads, ctx, tasks * yields, [&] {
-      for (std::uint64_t i = 0; i < tasks; ++i) asio::post(ctx, yield_task{&ctx, yields});
+      for (std::uint64_t i = 0; i < tasks; ++i) asio::post(ctx, yield_task<Ctx>{&ctx, yields});
     });
   } else if (name == "ping_pong") {
-    ping_pong_state s{ctx, o.num("pings", 1000), o.num("iters", 300)};
+    ping_pong_state<Ctx> s{ctx, o.num("pings", 1000), o.num("iters", 300)};
     timed_rounds("ping_pong", threads, ctx, s.pings * s.iters,
                  [&] { asio::post(ctx, [&] { s.start_round(); }); });
     if (s.round != s.iters) die("ping_pong: rounds missing");
+  } else if (name == "spawn_outside") {
+    // Another thread (this one) submits N handlers; the clock stops when the
+    // last has run. With --busy 1, every worker also runs a stream of its
+    // own handlers (self-posting chains) until then.
+    const auto tasks = o.num("tasks", 1'000'000);
+    const bool busy = o.num("busy", 0) != 0;
+    std::atomic<std::uint64_t> remaining{tasks};
+    std::atomic<bool> done{false};
+    struct spinner {
+      Ctx* ctx;
+      std::atomic<bool>* done;
+      void operator()() const {
+        if (!done->load(std::memory_order_relaxed)) asio::post(*ctx, *this);
+      }
+    };
+    auto guard = asio::make_work_guard(ctx); // until the last handler has run
+    auto work = [&] {
+      if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        done.store(true);
+        asio::post(ctx, [&] { guard.reset(); });
+      }
+    };
+    timed_rounds(busy ? "spawn_outside_busy" : "spawn_outside", threads, ctx, tasks, [&] {
+      if (busy)
+        for (unsigned t = 0; t < threads; ++t) asio::post(ctx, spinner{&ctx, &done});
+      if constexpr (requires { ctx.run(); }) {
+        // An io_context runs only inside run(): feed it from a side thread
+        // while this one runs it.
+        std::thread feeder([&] { for (std::uint64_t i = 0; i < tasks; ++i) asio::post(ctx, work); });
+        run_on(ctx, threads);
+        feeder.join();
+      } else {
+        for (std::uint64_t i = 0; i < tasks; ++i) asio::post(ctx, work);
+      }
+    });
+    if (remaining.load() != 0) die("spawn_outside: handlers missing");
   } else {
-    chained_spawn_state s{ctx, o.num("depth", 1000), o.num("iters", 1000)};
+    chained_spawn_state<Ctx> s{ctx, o.num("depth", 1000), o.num("iters", 1000)};
     timed_rounds("chained_spawn", threads, ctx, s.depth * s.iters,
                  [&] { asio::post(ctx, [&] { s.link(s.depth); }); });
     if (s.round != s.iters) die("chained_spawn: rounds missing");
+  }
+}
+
+// Tokio's shapes on an io_context run by --threads threads, or with --pool 1
+// on a thread pool of --threads workers (zokio::thread_pool or
+// asio::thread_pool).
+void tokio_shape(const std::string& name, const options& o) {
+  const auto threads = unsigned(o.num("threads", 1));
+  if (o.num("pool", 0) != 0) {
+    rt::thread_pool pool(threads);
+    tokio_shape(pool, name, threads, o);
+  } else {
+    rt::io_context ctx;
+    tokio_shape(ctx, name, threads, o);
   }
 }
 
@@ -324,7 +388,8 @@ int main(int argc, char** argv) {
   else if (s == "burst_post") burst_post(o);
   else if (s == "timer_storm") timer_storm(o);
   else if (s == "sleep_precision") sleep_precision(o);
-  else if (s == "spawn_many" || s == "yield_many" || s == "ping_pong" || s == "chained_spawn")
+  else if (s == "spawn_many" || s == "yield_many" || s == "ping_pong" || s == "chained_spawn"
+           || s == "spawn_outside")
     tokio_shape(s, o);
   else {
     std::fprintf(stderr, "unknown scenario '%s'\n", s.c_str());

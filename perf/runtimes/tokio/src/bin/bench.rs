@@ -387,6 +387,50 @@ async fn chained_spawn(depth: u64, iters: u64) {
     }
 }
 
+// Tasks spawned from a thread outside the runtime (Runtime::spawn); with
+// busy, every worker also runs a task that keeps yielding until the end.
+fn spawn_outside(o: &Options) {
+    let threads = o.num("threads", 1);
+    let tasks = o.num("tasks", 1_000_000);
+    let busy = o.num("busy", 0) != 0;
+    let rt = runtime(threads);
+    let rem = Arc::new(AtomicU64::new(tasks));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let t0 = Instant::now();
+    if busy {
+        for _ in 0..threads {
+            let stop = stop.clone();
+            rt.spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::task::yield_now().await;
+                }
+            });
+        }
+    }
+    for _ in 0..tasks {
+        let (rem, stop, tx) = (rem.clone(), stop.clone(), tx.clone());
+        rt.spawn(async move {
+            if rem.fetch_sub(1, Ordering::AcqRel) == 1 {
+                stop.store(true, Ordering::Relaxed);
+                let _ = tx.send(());
+            }
+        });
+    }
+    rx.recv().unwrap();
+    let d = t0.elapsed();
+    let name = if busy { "spawn_outside_busy" } else { "spawn_outside" };
+    print(
+        name,
+        threads,
+        &[
+            ("ops", tasks as f64),
+            ("total_ms", ms(d)),
+            ("ns_per_op", d.as_nanos() as f64 / tasks as f64),
+        ],
+    );
+}
+
 fn tokio_shape(o: &Options) {
     let threads = o.num("threads", 1);
     let rt = runtime(threads);
@@ -435,6 +479,7 @@ fn main() {
         "timer_storm" => timer_storm(&o),
         "sleep_precision" => sleep_precision(&o),
         "spawn_many" | "yield_many" | "ping_pong" | "chained_spawn" => tokio_shape(&o),
+        "spawn_outside" => spawn_outside(&o),
         s => {
             eprintln!("unknown scenario '{}'", s);
             std::process::exit(2);

@@ -11,7 +11,9 @@
 #include <zokio/io_context.hpp>
 #include <zokio/ip/tcp.hpp>
 #include <zokio/ip/udp.hpp>
+#include <zokio/priority.hpp>
 #include <zokio/statistics.hpp>
+#include <zokio/thread_pool.hpp>
 #include <zokio/timer/basic_waitable_timer.hpp>
 #include <zokio/timer/high_resolution_timer.hpp>
 #include <zokio/timer/steady_timer.hpp>

@@ -687,6 +687,115 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_type)
   }
 }
 
+// Every kind of socket operation, every cancellation type, at three stages:
+// before it reaches a ring (initiated outside the run loop, so it is handed
+// over: cancelled without any SQE), queued (SQE prepared in this pass, not
+// yet submitted: the ASYNC_CANCEL follows it in the same submission) and in
+// the kernel (cancelled 5 ms after it started).
+BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_kind_and_stage)
+{
+  using asio::cancellation_type;
+  enum class kind { read_some, receive, write_some, wait_read, accept_into, accept_move, connect };
+  enum class stage { not_on_a_ring, queued, in_kernel };
+  const char* kind_names[] = {"read_some", "receive", "write_some", "wait_read", "accept_into",
+      "accept_move", "connect"};
+  int checked = 0;
+  for (kind k : {kind::read_some, kind::receive, kind::write_some, kind::wait_read,
+           kind::accept_into, kind::accept_move, kind::connect})
+  {
+    for (auto type : {cancellation_type::terminal, cancellation_type::partial, cancellation_type::total})
+    {
+      for (stage when : {stage::not_on_a_ring, stage::queued, stage::in_kernel})
+      {
+        zokio::io_context ctx;
+        auto [a, b] = zokio_test::connected_pair(ctx);
+        // A listener whose accept queue (backlog 0: one connection) is full,
+        // so that a further connect stays pending (its SYN is dropped).
+        tcp::acceptor full(ctx);
+        full.open(tcp::v4());
+        full.bind(zokio_test::loopback_v4());
+        full.listen(0);
+        tcp::socket queued_peer(ctx), connecting(ctx), accepted(ctx);
+        queued_peer.connect(full.local_endpoint());
+        tcp::acceptor idle(ctx, zokio_test::loopback_v4()); // nobody connects
+        std::string junk(1 << 16, 'x');
+        if (k == kind::write_some)
+        {
+          // Fill the peer's window so that the write cannot complete.
+          b.set_option(tcp::socket::receive_buffer_size(4096));
+          a.set_option(tcp::socket::send_buffer_size(4096));
+          a.non_blocking(true);
+          error_code fill_ec;
+          while (!fill_ec)
+            a.send(asio::buffer(junk), 0, fill_ec);
+          a.non_blocking(false);
+        }
+        char buf[16];
+        asio::cancellation_signal signal;
+        error_code result = asio::error::would_block;
+        int calls = 0;
+        auto slot = signal.slot();
+        auto done = [&](error_code ec) { result = ec; ++calls; };
+        auto start = [&, &a = a] {
+          switch (k)
+          {
+          case kind::read_some:
+            a.async_read_some(asio::buffer(buf), asio::bind_cancellation_slot(slot,
+                [&](error_code ec, std::size_t) { done(ec); }));
+            break;
+          case kind::receive:
+            a.async_receive(asio::buffer(buf), tcp::socket::message_peek, asio::bind_cancellation_slot(slot,
+                [&](error_code ec, std::size_t) { done(ec); }));
+            break;
+          case kind::write_some:
+            a.async_write_some(asio::buffer(junk), asio::bind_cancellation_slot(slot,
+                [&](error_code ec, std::size_t) { done(ec); }));
+            break;
+          case kind::wait_read:
+            a.async_wait(tcp::socket::wait_read, asio::bind_cancellation_slot(slot, done));
+            break;
+          case kind::accept_into:
+            idle.async_accept(accepted, asio::bind_cancellation_slot(slot, done));
+            break;
+          case kind::accept_move:
+            idle.async_accept(asio::bind_cancellation_slot(slot,
+                [&](error_code ec, tcp::socket) { done(ec); }));
+            break;
+          case kind::connect:
+            connecting.async_connect(full.local_endpoint(), asio::bind_cancellation_slot(slot, done));
+            break;
+          }
+        };
+        zokio::steady_timer delay(ctx, 5ms);
+        switch (when)
+        {
+        case stage::not_on_a_ring:
+          start(); // this thread does not run ctx yet: handed over
+          signal.emit(type);
+          break;
+        case stage::queued:
+          asio::post(ctx, [&] {
+            start();
+            signal.emit(type);
+          });
+          break;
+        case stage::in_kernel:
+          asio::post(ctx, start);
+          delay.async_wait([&](error_code) { signal.emit(type); });
+          break;
+        }
+        zokio_test::run_bounded(ctx);
+        BOOST_TEST((result == asio::error::operation_aborted),
+            kind_names[static_cast<int>(k)] << " type " << static_cast<int>(type) << " stage "
+            << static_cast<int>(when) << ": " << result.message());
+        BOOST_TEST(calls == 1);
+        ++checked;
+      }
+    }
+  }
+  BOOST_TEST(checked == 7 * 3 * 3);
+}
+
 BOOST_AUTO_TEST_CASE(cancellation_after_completion_is_harmless)
 {
   zokio::io_context ctx;

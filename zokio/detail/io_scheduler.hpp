@@ -6,6 +6,7 @@
 #include <zokio/detail/handler_work.hpp>
 #include <zokio/error.hpp>
 #include <zokio/io_context.hpp>
+#include <zokio/thread_pool.hpp>
 
 #include <boost/asio/strand.hpp>
 #include <boost/system/system_error.hpp>
@@ -25,7 +26,8 @@ struct is_asio_strand<boost::asio::strand<Inner>> : std::true_type
 
 // The scheduler behind an I/O object's executor: a zokio executor, a strand
 // over one, or a polymorphic executor (any_io_executor, ...) holding either
-// io_context::executor_type or a strand of it. Null for anything else.
+// io_context::executor_type, thread_pool::executor_type or a strand of
+// either. Null for anything else.
 template <typename Executor>
 scheduler* io_scheduler_of(const Executor& ex) noexcept
 {
@@ -40,6 +42,8 @@ scheduler* io_scheduler_of(const Executor& ex) noexcept
     if constexpr (requires { ex.template target<boost::asio::strand<io_context::executor_type>>(); })
     {
       if (const auto* t = ex.template target<boost::asio::strand<io_context::executor_type>>())
+        return &t->get_inner_executor().zokio_scheduler();
+      if (const auto* t = ex.template target<boost::asio::strand<thread_pool::executor_type>>())
         return &t->get_inner_executor().zokio_scheduler();
     }
     return nullptr;

@@ -64,7 +64,9 @@ void socket_op::complete_now(scheduler& s, int result)
 {
   state_ = nullptr;
   result_ = result;
-  s.work_started_here();
+  // Queued where any runner may take it (a local queue is stealable), so the
+  // unit goes to the shared count at once, not to a private one.
+  s.work_started();
   s.post_deferred(this);
 }
 
@@ -145,8 +147,9 @@ void socket_op::cancel_step::do_start(scheduler* owner, operation* base)
   runner* r = owner->this_thread_runner();
   if (r != o->home_)
   {
-    // Run by a thread other than the home runner's (work taken from its
-    // queue): send it on, keeping its unit of work counted.
+    // Run by a thread other than the home runner's (not expected: steps
+    // handed over go to the home runner's pinned_ queue, which nobody
+    // steals; kept as a safety net): send it on, keeping its unit counted.
     owner->work_started();
     o->home_->post_remote(c);
     return;

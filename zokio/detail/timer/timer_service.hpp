@@ -169,7 +169,7 @@ public:
     {
       // Completed through the ready queue, never inside this function.
       here->note_timers_fired(1);
-      here->push_ready(op);
+      scheduler_.post_deferred(op);
       return;
     }
     if (earliest)

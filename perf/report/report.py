@@ -34,6 +34,9 @@ GROUP_TITLES = {
     "echo_latency": "TCP echo latency p50 / p99 (µs, lower is better)",
     "echo_latency_tail": "TCP echo latency p99.9 (µs, lower is better)",
     "echo_cpu": "TCP echo server CPU per message (µs, lower is better)",
+    "echo_pool2_throughput": "TCP echo on 2 workers (thread pools; Tokio multi_thread), messages/s, higher is better",
+    "echo_pool2_latency": "TCP echo on 2 workers: p99 latency (µs, lower is better)",
+    "http": "HTTP hello over Beast under wrk (requests/s higher is better; µs lower is better)",
     "syscalls": "Server system calls per echoed message (lower is better)",
     "idle_memory": "Server RSS per idle connection (bytes, lower is better)",
 }

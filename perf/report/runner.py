@@ -694,7 +694,10 @@ def main():
     os.makedirs(args.results, exist_ok=True)
     with open(os.path.join(args.results, "latest.json"), "w") as f:
         json.dump(doc, f, indent=1, ensure_ascii=False)
-    md = report.write_all(doc, args.results)
+    # A full run of every scenario into perf/results also refreshes README.md.
+    full_set = args.mode == "full" and not args.only and \
+        os.path.abspath(args.results) == os.path.join(PERF, "results")
+    md = report.write_all(doc, args.results, os.path.join(TOP, "README.md") if full_set else None)
     print(md)
     if failures:
         log(f"{len(failures)} run(s) failed:")

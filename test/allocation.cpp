@@ -8,6 +8,7 @@
 #include <zokio/timer/steady_timer.hpp>
 #include <zokio/detail/uring/ops/nop_op.hpp>
 #include <zokio/ip/tcp.hpp>
+#include <zokio/thread_pool.hpp>
 
 #define BOOST_TEST_MODULE allocation
 #include <boost/test/unit_test.hpp>
@@ -196,7 +197,8 @@ BOOST_AUTO_TEST_CASE(kernel_operation_chain_allocates_nothing)
 namespace {
 
 // Two connected loopback sockets (blocking calls, before counting starts).
-std::pair<zokio::ip::tcp::socket, zokio::ip::tcp::socket> socket_pair(zokio::io_context& ctx)
+template <typename Context>
+std::pair<zokio::ip::tcp::socket, zokio::ip::tcp::socket> socket_pair(Context& ctx)
 {
   using zokio::ip::tcp;
   tcp::acceptor acceptor(ctx, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
@@ -285,4 +287,40 @@ BOOST_AUTO_TEST_CASE(coroutine_socket_echo_allocates_nothing)
   }, asio::detached);
   ctx.run();
   BOOST_TEST(count == rounds);
+}
+
+BOOST_AUTO_TEST_CASE(coroutine_socket_echo_on_a_pool_allocates_nothing)
+{
+  // The same echo on a 2-worker thread_pool: completions may be stolen, so
+  // operation memory can be allocated on one worker and freed on the other;
+  // each worker's recycling cache must still absorb it.
+  zokio::thread_pool pool(2);
+  auto [a, b] = socket_pair(pool);
+  std::atomic<long> at_start{0}, at_end{0};
+  std::atomic<int> count{0};
+  constexpr int rounds = 20000;
+  asio::co_spawn(pool, [&, &b = b]() -> asio::awaitable<void> {
+    char buf[256];
+    for (;;)
+    {
+      std::size_t n = co_await b.async_read_some(asio::buffer(buf), asio::use_awaitable);
+      co_await asio::async_write(b, asio::buffer(buf, n), asio::use_awaitable);
+    }
+  }, [](std::exception_ptr) {});
+  asio::co_spawn(pool, [&, &a = a, &b = b]() -> asio::awaitable<void> {
+    char msg[100] = {9}, got[100];
+    for (int i = 0; i < rounds; ++i)
+    {
+      if (i == warm_up)
+        at_start = allocations.load();
+      co_await asio::async_write(a, asio::buffer(msg), asio::use_awaitable);
+      co_await asio::async_read(a, asio::buffer(got), asio::use_awaitable);
+      ++count;
+    }
+    at_end = allocations.load();
+    b.cancel(); // ends the echo loop
+  }, asio::detached);
+  pool.join();
+  BOOST_TEST(count.load() == rounds);
+  BOOST_TEST(at_end.load() - at_start.load() == 0);
 }

@@ -252,6 +252,65 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_and_awaitable_operators)
   BOOST_TEST((result == asio::error::operation_aborted));
 }
 
+// Receives (with and without the sender's endpoint), every cancellation
+// type, at three stages: before reaching a ring (initiated outside the run
+// loop), queued (SQE prepared, not yet submitted) and in the kernel.
+BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_receive_kind_and_stage)
+{
+  using asio::cancellation_type;
+  int checked = 0;
+  for (bool with_endpoint : {false, true})
+  {
+    for (auto type : {cancellation_type::terminal, cancellation_type::partial, cancellation_type::total})
+    {
+      for (int stage = 0; stage < 3; ++stage)
+      {
+        zokio::io_context ctx;
+        udp::socket a(ctx, loopback());
+        char buf[8];
+        udp::endpoint from;
+        asio::cancellation_signal signal;
+        error_code result = asio::error::would_block;
+        int calls = 0;
+        auto start = [&] {
+          auto h = asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, std::size_t) {
+            result = ec;
+            ++calls;
+          });
+          if (with_endpoint)
+            a.async_receive_from(asio::buffer(buf), from, std::move(h));
+          else
+            a.async_receive(asio::buffer(buf), std::move(h));
+        };
+        zokio::steady_timer delay(ctx, 5ms);
+        if (stage == 0)
+        {
+          start();
+          signal.emit(type);
+        }
+        else if (stage == 1)
+        {
+          asio::post(ctx, [&] {
+            start();
+            signal.emit(type);
+          });
+        }
+        else
+        {
+          asio::post(ctx, start);
+          delay.async_wait([&](error_code) { signal.emit(type); });
+        }
+        zokio_test::run_bounded(ctx);
+        BOOST_TEST((result == asio::error::operation_aborted),
+            "endpoint " << with_endpoint << " stage " << stage << ": " << result.message());
+        BOOST_TEST(calls == 1);
+        ++checked;
+      }
+    }
+  }
+  BOOST_TEST(checked == 2 * 3 * 3);
+}
+
 BOOST_AUTO_TEST_CASE(ipv6_datagrams)
 {
   zokio::io_context ctx;

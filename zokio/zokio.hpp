@@ -3,6 +3,7 @@
 #define ZOKIO_ZOKIO_HPP
 
 #include <zokio/error.hpp>
+#include <zokio/future.hpp>
 #include <zokio/io_context.hpp>
 #include <zokio/statistics.hpp>
 #include <zokio/timer/basic_waitable_timer.hpp>

@@ -5,6 +5,7 @@
 #include <zokio/error.hpp>
 #include <zokio/future.hpp>
 #include <zokio/io_context.hpp>
+#include <zokio/spawn.hpp>
 #include <zokio/statistics.hpp>
 #include <zokio/timer/basic_waitable_timer.hpp>
 #include <zokio/timer/high_resolution_timer.hpp>

@@ -11,5 +11,8 @@
 #include <zokio/timer/high_resolution_timer.hpp>
 #include <zokio/timer/steady_timer.hpp>
 #include <zokio/timer/system_timer.hpp>
+#include <zokio/timeout.hpp>
+#include <zokio/when_all.hpp>
+#include <zokio/when_any.hpp>
 
 #endif // ZOKIO_ZOKIO_HPP

@@ -32,6 +32,11 @@ namespace zokio {
  * @par Per-Operation Cancellation
  * cancel() on the returned future cancels f and the deadline.
  *
+ * @par Thread Safety
+ * f may complete on any thread; the returned future completes on the thread
+ * that completes f. The deadline's timer is destroyed on its context as soon
+ * as its wait has finished, so the returned future may outlive the context.
+ *
  * Composes with the other combinators: <tt>timeout(when_all(a, b), 1s)</tt>,
  * <tt>when_any(timeout(a, 1s), timeout(b, 2s))</tt>.
  */

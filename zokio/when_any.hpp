@@ -79,6 +79,13 @@ using select_result = std::variant<std::conditional_t<std::is_void_v<T>, std::mo
  * failed, the returned future fails the same way (the exception is thrown by
  * co_await / get()). As with when_any(), the other inputs are cancelled and
  * the future is ready once they have finished.
+ *
+ * @par Per-Operation Cancellation
+ * As for when_any(); if the first input to finish was cancelled, its
+ * error (typically boost::asio::error::operation_aborted) is thrown.
+ *
+ * @par Thread Safety
+ * As for when_all().
  */
 template <typename... T>
 future<select_result<T...>> select(future<T>... futures);

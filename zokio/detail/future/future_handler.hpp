@@ -6,7 +6,6 @@
 
 #include <zokio/detail/future/shared_state.hpp>
 
-#include <boost/asio/cancellation_signal.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <exception>
@@ -157,7 +156,7 @@ class future_handler
 public:
   using value_type = typename Traits::value_type;
   using allocator_type = Allocator;
-  using cancellation_slot_type = boost::asio::cancellation_slot;
+  using cancellation_slot_type = state_slot;
 
   future_handler(future_state<value_type>* s, const Allocator& a) noexcept
     : state_(s), alloc_(a)
@@ -193,7 +192,7 @@ public:
   // Per-operation cancellation: future::cancel() emits on this slot.
   cancellation_slot_type get_cancellation_slot() const noexcept
   {
-    return state_ ? state_->signal().slot() : cancellation_slot_type();
+    return state_ ? state_slot(&state_->signal()) : state_slot();
   }
 
   template <typename... Args>

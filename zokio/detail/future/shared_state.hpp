@@ -45,11 +45,11 @@
 #define ZOKIO_DETAIL_FUTURE_SHARED_STATE_HPP
 
 #include <zokio/detail/config.hpp>
+#include <zokio/detail/future/state_signal.hpp>
 #include <zokio/detail/handler_alloc.hpp>
 #include <zokio/detail/sched/scheduler.hpp>
 #include <zokio/error.hpp>
 
-#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/detail/recycling_allocator.hpp>
 #include <boost/asio/detail/thread_info_base.hpp>
@@ -287,7 +287,7 @@ public:
 
   // The signal whose slot the producer's handler exposes for per-operation
   // cancellation.
-  boost::asio::cancellation_signal& signal() noexcept { return signal_; }
+  state_signal& signal() noexcept { return signal_; }
 
   // Continuation storage -----------------------------------------------------
 
@@ -381,7 +381,7 @@ private:
   void* heap_continuation_ = nullptr;
   boost::system::error_code ec_;
   std::exception_ptr ex_;
-  boost::asio::cancellation_signal signal_;
+  state_signal signal_;
   alignas(std::max_align_t) unsigned char continuation_storage_[continuation_capacity];
 };
 

@@ -48,7 +48,7 @@ public:
     timer_->expires_after(d);
     this->add_ref(); // held by the timer's handler
     timer_->async_wait(timer_handler(this));
-    in->store_continuation(notify_continuation<timeout_state>(this, 0));
+    in->template emplace_continuation<notify_continuation<timeout_state>>(this, std::size_t(0));
     in->publish_continuation();
   }
 

@@ -36,6 +36,8 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <exception>
+#include <future>
 #include <type_traits>
 #include <utility>
 
@@ -118,11 +120,20 @@ public:
   {
     // Attach the continuation only once the coroutine is suspended: the
     // operation may complete at once on another thread and resume it.
+    // (What future::operator() does, without the async_initiate layers.)
     frame_->after_suspend(
         [](void* arg)
         {
           auto* self = static_cast<awaitable_async_op*>(arg);
-          (*self->future_)(handler_type(self->frame_->detach_thread(), self->result_));
+          using value_type = typename Future::value_type;
+          auto* s = zokio::detail::future_access::release<value_type>(*self->future_);
+          if (s == nullptr)
+          {
+            s = zokio::detail::make_failed_state<value_type>(std::make_exception_ptr(
+                  std::future_error(std::future_errc::no_state)));
+          }
+          zokio::detail::attach_handler<zokio::detail::future_shape>(
+              s, handler_type(self->frame_->detach_thread(), self->result_));
         }, this);
   }
 

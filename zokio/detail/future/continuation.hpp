@@ -321,7 +321,8 @@ private:
     if constexpr (is_system_executor_v<executor_type>)
       return true;
     else
-      return target_ != nullptr && target_->can_dispatch();
+      return target_ != nullptr
+        && (target_->this_thread_runner() != nullptr || target_->can_dispatch());
   }
 
   // The executor the handler runs on if it names none (not stored when it
@@ -360,13 +361,15 @@ void store_handler(future_state<T>* s, Handler&& h, const DefaultExecutor& dex, 
     && !(target != nullptr && target == s->home() && s->home_exact());
   if (tracked)
   {
-    s->store_continuation(handler_continuation<handler_type, T, Shape, DefaultExecutor, true>(
-          std::forward<Handler>(h), dex, target, forwarding));
+    s->template emplace_continuation<
+        handler_continuation<handler_type, T, Shape, DefaultExecutor, true>>(
+          std::forward<Handler>(h), dex, target, forwarding);
   }
   else
   {
-    s->store_continuation(handler_continuation<handler_type, T, Shape, DefaultExecutor, false>(
-          std::forward<Handler>(h), dex, target, forwarding));
+    s->template emplace_continuation<
+        handler_continuation<handler_type, T, Shape, DefaultExecutor, false>>(
+          std::forward<Handler>(h), dex, target, forwarding);
   }
 }
 
@@ -375,7 +378,12 @@ template <typename Shape, typename T, typename Handler>
 void attach_handler(future_state<T>* s, Handler&& handler)
 {
   using handler_type = std::decay_t<Handler>;
-  handler_type h(std::forward<Handler>(handler));
+  if constexpr (std::is_lvalue_reference_v<Handler>)
+  {
+    handler_type copy(handler);
+    return attach_handler<Shape>(s, std::move(copy));
+  }
+  handler_type& h = handler; // moved from once, into the continuation
 
   bool forwarding = false;
   auto slot = boost::asio::get_associated_cancellation_slot(h);

@@ -143,7 +143,7 @@ private:
           std::make_exception_ptr(std::future_error(std::future_errc::no_state)));
     }
     auto* s = future_access::state(f);
-    s->store_continuation(notify_continuation<Derived>(&derived(), I));
+    s->template emplace_continuation<notify_continuation<Derived>>(&derived(), I);
     s->publish_continuation();
   }
 

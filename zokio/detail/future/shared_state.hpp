@@ -218,7 +218,7 @@ public:
       destroy_(this);
   }
 
-  // Publishes the continuation stored with store_continuation(). If the
+  // Publishes the continuation stored with emplace_continuation(). If the
   // outcome is already there, the continuation is run in post mode now.
   void publish_continuation()
   {
@@ -291,31 +291,33 @@ public:
 
   // Continuation storage -----------------------------------------------------
 
-  // Stores a continuation: a movable object with
+  // Stores a continuation: a movable object of type Continuation, made from
+  // args, with
   //   void run(future_state_base*, resume_mode) &&
-  // and an associated allocator (get_allocator()). Kept inline if it fits,
-  // else allocated with that allocator (std::allocator meaning the
-  // per-thread recycling cache, as for operations).
-  template <typename Continuation>
-  void store_continuation(Continuation&& c)
+  // and an associated allocator (get_allocator()). Made in place inside the
+  // state if it fits, else allocated with that allocator (std::allocator
+  // meaning the per-thread recycling cache, as for operations).
+  template <typename Continuation, typename... Args>
+  void emplace_continuation(Args&&... args)
   {
-    using cont_type = std::decay_t<Continuation>;
+    using cont_type = Continuation;
     if constexpr (sizeof(cont_type) <= continuation_capacity
         && alignof(cont_type) <= alignof(std::max_align_t)
         && std::is_nothrow_move_constructible_v<cont_type>)
     {
-      ::new (static_cast<void*>(continuation_storage_)) cont_type(std::forward<Continuation>(c));
+      ::new (static_cast<void*>(continuation_storage_)) cont_type(std::forward<Args>(args)...);
       continuation_ = &run_inline_continuation<cont_type>;
     }
     else
     {
+      cont_type c(std::forward<Args>(args)...);
       using alloc_type = typename std::allocator_traits<op_allocator_t<
           typename cont_type::allocator_type>>::template rebind_alloc<cont_type>;
       alloc_type alloc(op_allocator<typename cont_type::allocator_type>::get(c.get_allocator()));
       cont_type* p = std::allocator_traits<alloc_type>::allocate(alloc, 1);
       try
       {
-        ::new (static_cast<void*>(p)) cont_type(std::forward<Continuation>(c));
+        ::new (static_cast<void*>(p)) cont_type(std::move(c));
       }
       catch (...)
       {

@@ -21,13 +21,16 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
 
+#include <array>
 #include <atomic>
 #include <future>
 #include <memory>
@@ -641,6 +644,45 @@ BOOST_AUTO_TEST_CASE(kernel_operation_cancelled_or_dropped)
   BOOST_TEST(ok);
   g.get();
   BOOST_TEST(ctx.statistics().completions >= 3u);
+}
+
+BOOST_AUTO_TEST_CASE(cancelled_read_leaves_the_socket_usable)
+{
+  // zokio has no sockets yet: this is Asio's TCP socket on a zokio context
+  // (Asio runs its reactor on a thread of its own and hands completions to
+  // the socket's executor, the context's). The read is cancelled through
+  // the future's cancellation slot, once pending and once by dropping it.
+  zokio::io_context ctx;
+  asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::address_v4::loopback(), 0});
+  asio::ip::tcp::socket client(ctx), server(ctx);
+  client.connect(acceptor.local_endpoint());
+  acceptor.accept(server);
+
+  std::array<char, 16> buf{};
+  auto pending = server.async_read_some(asio::buffer(buf), zokio::use_future);
+  asio::post(ctx, [&] {
+    pending.cancel();
+    auto dropped = server.async_read_some(asio::buffer(buf), zokio::use_future);
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(pending.ready());
+  try
+  {
+    pending.get();
+    BOOST_FAIL("no exception");
+  }
+  catch (const boost::system::system_error& e)
+  {
+    BOOST_TEST(e.code() == asio::error::operation_aborted);
+  }
+
+  asio::write(client, asio::buffer("hello", 5));
+  auto got = server.async_read_some(asio::buffer(buf), zokio::use_future);
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  std::size_t n = got.get();
+  BOOST_TEST(n == 5u);
+  BOOST_TEST(std::string(buf.data(), n) == "hello");
 }
 
 BOOST_AUTO_TEST_CASE(awaiting_coroutine_cancellation_reaches_the_operation)

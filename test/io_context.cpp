@@ -328,6 +328,39 @@ BOOST_AUTO_TEST_CASE(several_threads_run_one_context)
   BOOST_TEST(ctx.statistics().rings >= 1u);
 }
 
+BOOST_AUTO_TEST_CASE(two_threads_never_return_with_work_queued)
+{
+  // Rounds of 10,000 handlers posted from a handler while two threads run
+  // the context: run() must not return on either thread before the last
+  // round has run (the count of outstanding work may never reach zero early,
+  // whichever thread posts, steals or finishes the work).
+  for (int attempt = 0; attempt < 5; ++attempt)
+  {
+    zokio::io_context ctx(2);
+    struct state
+    {
+      zokio::io_context& ctx;
+      std::atomic<int> remaining{0};
+      int rounds = 0;
+      void start_round()
+      {
+        remaining.store(10000);
+        for (int i = 0; i < 10000; ++i)
+          asio::post(ctx, [this] {
+            if (remaining.fetch_sub(1) == 1 && ++rounds < 20)
+              asio::post(ctx, [this] { start_round(); });
+          });
+      }
+    } s{ctx};
+    asio::post(ctx, [&] { s.start_round(); });
+    std::thread other([&] { ctx.run(); });
+    zokio_test::run_bounded(ctx);
+    other.join();
+    BOOST_TEST(s.rounds == 20);
+    BOOST_TEST(s.remaining.load() == 0);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(work_left_by_run_one_on_one_thread_runs_on_another)
 {
   zokio::io_context ctx;

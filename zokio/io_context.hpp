@@ -4,6 +4,7 @@
 
 #include <zokio/detail/config.hpp>
 #include <zokio/detail/sched/scheduler.hpp>
+#include <zokio/detail/scheduler_executor.hpp>
 #include <zokio/detail/uring/ring.hpp>
 #include <zokio/statistics.hpp>
 
@@ -55,14 +56,14 @@ using ring_options = detail::uring::ring_sizes;
  * to a shared queue that every running thread takes from. A kernel operation
  * completes on the thread that started it.
  */
-class io_context : public boost::asio::execution_context
+class alignas(16) io_context : public boost::asio::execution_context
 {
 public:
+  /// Executor of an io_context, with the properties of
+  /// boost::asio::io_context::basic_executor_type (see
+  /// zokio/detail/scheduler_executor.hpp) and a zokio::priority class.
   template <typename Allocator, std::uintptr_t Bits>
-  class basic_executor_type;
-
-  template <typename Allocator, std::uintptr_t Bits>
-  friend class basic_executor_type;
+  using basic_executor_type = detail::scheduler_executor<io_context, Allocator, Bits>;
 
   /// Executor used to submit functions to an io_context.
   using executor_type = basic_executor_type<std::allocator<void>, 0>;
@@ -196,227 +197,6 @@ private:
   std::map<const void*, boost::asio::execution_context::service*> zokio_services_;
 
   detail::scheduler& impl_;
-};
-
-/// Executor of an io_context (see boost::asio::io_context::basic_executor_type).
-/**
- * Satisfies the standard executor concept (execute, query, require, prefer)
- * and the Networking TS executor requirements (context, on_work_started,
- * on_work_finished, dispatch, post, defer). Default properties match
- * boost::asio::io_context's executor: blocking.possibly, relationship.fork,
- * outstanding_work.untracked, mapping.thread, allocator std::allocator<void>.
- */
-template <typename Allocator, std::uintptr_t Bits>
-class io_context::basic_executor_type : Allocator
-{
-  // Run-time property bits, kept in the low bits of target_ (io_context is
-  // at least 4-byte aligned). outstanding_work_tracked is compile-time (Bits).
-  enum : std::uintptr_t
-  {
-    blocking_never = 1,
-    relationship_continuation = 2,
-    outstanding_work_tracked = 4,
-    runtime_bits = 3
-  };
-
-public:
-  basic_executor_type(const basic_executor_type& other) noexcept
-    : Allocator(static_cast<const Allocator&>(other)), target_(other.target_)
-  {
-    if (Bits & outstanding_work_tracked)
-      if (context_ptr())
-        context_ptr()->impl_.work_started();
-  }
-
-  basic_executor_type(basic_executor_type&& other) noexcept
-    : Allocator(static_cast<Allocator&&>(other)), target_(other.target_)
-  {
-    if (Bits & outstanding_work_tracked)
-      other.target_ = 0;
-  }
-
-  ~basic_executor_type() noexcept
-  {
-    if (Bits & outstanding_work_tracked)
-      if (context_ptr())
-        context_ptr()->impl_.work_finished();
-  }
-
-  basic_executor_type& operator=(const basic_executor_type& other) noexcept;
-  basic_executor_type& operator=(basic_executor_type&& other) noexcept;
-
-  // Properties (boost::asio::require / prefer / query).
-
-  constexpr basic_executor_type require(boost::asio::execution::blocking_t::possibly_t) const
-  {
-    return basic_executor_type(context_ptr(), *this, bits() & ~blocking_never);
-  }
-
-  constexpr basic_executor_type require(boost::asio::execution::blocking_t::never_t) const
-  {
-    return basic_executor_type(context_ptr(), *this, bits() | blocking_never);
-  }
-
-  constexpr basic_executor_type require(boost::asio::execution::relationship_t::fork_t) const
-  {
-    return basic_executor_type(context_ptr(), *this, bits() & ~relationship_continuation);
-  }
-
-  constexpr basic_executor_type require(
-      boost::asio::execution::relationship_t::continuation_t) const
-  {
-    return basic_executor_type(context_ptr(), *this, bits() | relationship_continuation);
-  }
-
-  constexpr basic_executor_type<Allocator, Bits | outstanding_work_tracked>
-  require(boost::asio::execution::outstanding_work_t::tracked_t) const
-  {
-    return basic_executor_type<Allocator, Bits | outstanding_work_tracked>(
-        context_ptr(), *this, bits());
-  }
-
-  constexpr basic_executor_type<Allocator, Bits & ~outstanding_work_tracked>
-  require(boost::asio::execution::outstanding_work_t::untracked_t) const
-  {
-    return basic_executor_type<Allocator, Bits & ~outstanding_work_tracked>(
-        context_ptr(), *this, bits());
-  }
-
-  template <typename OtherAllocator>
-  constexpr basic_executor_type<OtherAllocator, Bits>
-  require(boost::asio::execution::allocator_t<OtherAllocator> a) const
-  {
-    return basic_executor_type<OtherAllocator, Bits>(context_ptr(), a.value(), bits());
-  }
-
-  constexpr basic_executor_type<std::allocator<void>, Bits>
-  require(boost::asio::execution::allocator_t<void>) const
-  {
-    return basic_executor_type<std::allocator<void>, Bits>(
-        context_ptr(), std::allocator<void>(), bits());
-  }
-
-  static constexpr boost::asio::execution::mapping_t query(
-      boost::asio::execution::mapping_t) noexcept
-  {
-    return boost::asio::execution::mapping.thread;
-  }
-
-  io_context& query(boost::asio::execution::context_t) const noexcept
-  {
-    return *context_ptr();
-  }
-
-  constexpr boost::asio::execution::blocking_t query(
-      boost::asio::execution::blocking_t) const noexcept
-  {
-    return (bits() & blocking_never)
-      ? boost::asio::execution::blocking_t(boost::asio::execution::blocking.never)
-      : boost::asio::execution::blocking_t(boost::asio::execution::blocking.possibly);
-  }
-
-  constexpr boost::asio::execution::relationship_t query(
-      boost::asio::execution::relationship_t) const noexcept
-  {
-    return (bits() & relationship_continuation)
-      ? boost::asio::execution::relationship_t(boost::asio::execution::relationship.continuation)
-      : boost::asio::execution::relationship_t(boost::asio::execution::relationship.fork);
-  }
-
-  static constexpr boost::asio::execution::outstanding_work_t query(
-      boost::asio::execution::outstanding_work_t) noexcept
-  {
-    return (Bits & outstanding_work_tracked)
-      ? boost::asio::execution::outstanding_work_t(boost::asio::execution::outstanding_work.tracked)
-      : boost::asio::execution::outstanding_work_t(boost::asio::execution::outstanding_work.untracked);
-  }
-
-  template <typename OtherAllocator>
-  constexpr Allocator query(boost::asio::execution::allocator_t<OtherAllocator>) const noexcept
-  {
-    return static_cast<const Allocator&>(*this);
-  }
-
-  constexpr Allocator query(boost::asio::execution::allocator_t<void>) const noexcept
-  {
-    return static_cast<const Allocator&>(*this);
-  }
-
-  /// Whether the calling thread is running the io_context.
-  bool running_in_this_thread() const noexcept
-  {
-    return context_ptr()->impl_.can_dispatch();
-  }
-
-  friend bool operator==(const basic_executor_type& a, const basic_executor_type& b) noexcept
-  {
-    return a.target_ == b.target_
-      && static_cast<const Allocator&>(a) == static_cast<const Allocator&>(b);
-  }
-
-  friend bool operator!=(const basic_executor_type& a, const basic_executor_type& b) noexcept
-  {
-    return !(a == b);
-  }
-
-  /// Submits f: runs it at once if blocking.possibly and the calling thread
-  /// runs the io_context, otherwise queues it.
-  template <typename Function>
-  void execute(Function&& f) const;
-
-#if !defined(BOOST_ASIO_NO_TS_EXECUTORS)
-  /// The io_context this executor submits to.
-  io_context& context() const noexcept { return *context_ptr(); }
-
-  /// Counts outstanding work (keeps run() from returning).
-  void on_work_started() const noexcept { context_ptr()->impl_.work_started(); }
-
-  /// Ends a unit of work counted by on_work_started().
-  void on_work_finished() const noexcept { context_ptr()->impl_.work_finished(); }
-
-  /// Runs f now if the calling thread runs the io_context, else queues it.
-  template <typename Function, typename OtherAllocator>
-  void dispatch(Function&& f, const OtherAllocator& a) const;
-
-  /// Queues f.
-  template <typename Function, typename OtherAllocator>
-  void post(Function&& f, const OtherAllocator& a) const;
-
-  /// Queues f as a continuation of the caller.
-  template <typename Function, typename OtherAllocator>
-  void defer(Function&& f, const OtherAllocator& a) const;
-#endif // !defined(BOOST_ASIO_NO_TS_EXECUTORS)
-
-  /// (Internal) The scheduler this executor submits to.
-  detail::scheduler& zokio_scheduler() const noexcept { return context_ptr()->impl_; }
-
-private:
-  friend class io_context;
-  template <typename, std::uintptr_t> friend class basic_executor_type;
-
-  explicit basic_executor_type(io_context& i) noexcept
-    : Allocator(), target_(reinterpret_cast<std::uintptr_t>(&i))
-  {
-    if (Bits & outstanding_work_tracked)
-      context_ptr()->impl_.work_started();
-  }
-
-  basic_executor_type(io_context* i, const Allocator& a, std::uintptr_t bits) noexcept
-    : Allocator(a), target_(reinterpret_cast<std::uintptr_t>(i) | bits)
-  {
-    if (Bits & outstanding_work_tracked)
-      if (context_ptr())
-        context_ptr()->impl_.work_started();
-  }
-
-  io_context* context_ptr() const noexcept
-  {
-    return reinterpret_cast<io_context*>(target_ & ~runtime_bits);
-  }
-
-  std::uintptr_t bits() const noexcept { return target_ & runtime_bits; }
-
-  std::uintptr_t target_;
 };
 
 #if !defined(BOOST_ASIO_NO_DEPRECATED)

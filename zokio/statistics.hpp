@@ -45,6 +45,9 @@ struct statistics
   /// Rings created (one per thread that has run the context).
   std::uint64_t rings = 0;
 
+  /// Successful steals: times an idle thread took half of a busy one's queue.
+  std::uint64_t steals = 0;
+
   /// Mean completions per harvest pass that found any.
   double mean_batch() const noexcept
   {

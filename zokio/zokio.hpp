@@ -5,8 +5,10 @@
 #include <zokio/error.hpp>
 #include <zokio/future.hpp>
 #include <zokio/io_context.hpp>
+#include <zokio/priority.hpp>
 #include <zokio/spawn.hpp>
 #include <zokio/statistics.hpp>
+#include <zokio/thread_pool.hpp>
 #include <zokio/timer/basic_waitable_timer.hpp>
 #include <zokio/timer/high_resolution_timer.hpp>
 #include <zokio/timer/steady_timer.hpp>

@@ -3,6 +3,7 @@
 #define ZOKIO_DETAIL_HANDLER_WORK_HPP
 
 #include <zokio/io_context.hpp>
+#include <zokio/thread_pool.hpp>
 
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -27,7 +28,7 @@ concept zokio_executor = requires(const Executor& e) {
 // The scheduler behind an executor: its own if it is a zokio executor, the
 // target's if it is a polymorphic executor (any_io_executor,
 // any_completion_executor, boost::asio::executor) holding zokio's default
-// executor type, otherwise null.
+// executor types (io_context's or thread_pool's), otherwise null.
 template <typename Executor>
 scheduler* scheduler_of(const Executor& ex) noexcept
 {
@@ -38,6 +39,8 @@ scheduler* scheduler_of(const Executor& ex) noexcept
   else if constexpr (requires { ex.template target<io_context::executor_type>(); })
   {
     if (const auto* t = ex.template target<io_context::executor_type>())
+      return &t->zokio_scheduler();
+    if (const auto* t = ex.template target<thread_pool::executor_type>())
       return &t->zokio_scheduler();
     return nullptr;
   }

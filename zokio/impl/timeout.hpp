@@ -197,8 +197,9 @@ future<T> timeout(future<T> f, std::chrono::duration<Rep, Period> duration)
     throw boost::system::system_error(
         make_error_code(error::not_a_zokio_executor), "zokio::timeout");
   }
-  return detail::start_timeout(detail::context_of(*home)->get_executor(), std::move(f),
-      std::chrono::ceil<std::chrono::steady_clock::duration>(duration));
+  return detail::with_context_executor(*home, [&](const auto& ex)
+      { return detail::start_timeout(ex, std::move(f),
+            std::chrono::ceil<std::chrono::steady_clock::duration>(duration)); });
 }
 
 template <typename Executor, typename T, typename Rep, typename Period>

@@ -27,7 +27,8 @@ constexpr std::uint64_t ignore_tag = 3;  // completions nobody waits for
 } // namespace
 
 runner::runner(scheduler& owner)
-  : owner_(owner)
+  : owner_(owner),
+    random_(static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(this) >> 6) | 1u)
 {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0)
@@ -149,7 +150,7 @@ void runner::enter_kernel_for_events()
     throw_errno(-r, "io_uring_get_events");
 }
 
-std::size_t runner::reap()
+std::size_t runner::reap(op_queue& out)
 {
   ::io_uring* ring = ring_->get();
   unsigned head;
@@ -171,7 +172,7 @@ std::size_t runner::reap()
     op->result_ = cqe->res;
     op->cqe_flags_ = cqe->flags;
     --in_flight_;
-    ready_.push(op);
+    out.push(op);
   }
   if (n)
   {

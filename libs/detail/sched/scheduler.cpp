@@ -78,17 +78,25 @@ void scheduler::shutdown()
   stopped_.store(true, std::memory_order_release);
 
   // Queued handlers are destroyed, not invoked (asio::io_context semantics).
-  while (operation* op = inject_.pop())
-    op->destroy();
+  for (inject_queue* q : {&inject_, &immediate_, &background_})
+    while (operation* op = q->pop())
+      op->destroy();
 
   const auto& me = this_thread_identity.alive;
   for (runner* r = runners_.load(std::memory_order_acquire); r; r = r->next_)
   {
-    r->ready_.clear();
+    if (r->lifo_slot_)
+    {
+      r->lifo_slot_->destroy();
+      r->lifo_slot_ = nullptr;
+    }
+    while (operation* op = r->queue_.pop())
+      op->destroy();
     r->backlog_.clear();
     if (!r->ring_ || r->in_flight_ == 0)
       continue;
 
+    op_queue reaped;
     if (r->owner_thread_ == me)
     {
       // Ask the kernel to cancel everything still in flight
@@ -103,16 +111,16 @@ void scheduler::shutdown()
       while (r->in_flight_ != 0 && steady_now_ns() < give_up)
       {
         r->sleep(10'000'000);
-        r->reap();
-        r->ready_.clear();
+        r->reap(reaped);
+        reaped.clear();
       }
     }
     else if (!r->owner_thread_->load(std::memory_order_acquire))
     {
       // The owner thread has exited; the kernel cancelled its requests and
       // posted their completions, which can be read without entering.
-      r->reap();
-      r->ready_.clear();
+      r->reap(reaped);
+      reaped.clear();
     }
     // Otherwise the ring belongs to a live thread and cannot be entered from
     // here; whatever is still in flight is left to the kernel (see ~scheduler).
@@ -138,8 +146,9 @@ runner& scheduler::runner_for_this_thread()
     // Its thread has exited: collect the completions the kernel posted when
     // it cancelled that thread's requests, hand them to whoever runs next,
     // and give the runner a new ring that belongs to this thread.
-    reusable->reap();
-    inject_.push(reusable->ready_);
+    op_queue reaped;
+    reusable->reap(reaped);
+    inject_.push(reaped);
     inject_.push(reusable->backlog_);
     if (reusable->in_flight_ == 0)
     {
@@ -154,6 +163,7 @@ runner& scheduler::runner_for_this_thread()
   runner* r = fresh.release();
   r->next_ = runners_.load(std::memory_order_relaxed);
   runners_.store(r, std::memory_order_release);
+  runner_count_.fetch_add(1, std::memory_order_relaxed);
   return *r;
 }
 
@@ -187,20 +197,55 @@ void scheduler::leave(runner& r, run_frame& frame) noexcept
   if (--r.depth_ != 0)
     return;
 
-  if (r.private_work_ != 0)
-  {
-    outstanding_work_.fetch_add(r.private_work_, std::memory_order_relaxed);
-    r.private_work_ = 0;
-  }
+  publish_private(r);
 
   // Whatever this thread made ready but did not run goes where any thread
   // that runs the scheduler next will find it.
-  if (!r.ready_.empty())
+  flush_local(r);
+  active_runners_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void scheduler::publish_private(runner& r) noexcept
+{
+  long balance = r.private_work_;
+  r.private_work_ = 0;
+  if (balance > 0)
+    outstanding_work_.fetch_add(balance, std::memory_order_relaxed);
+  else if (balance < 0)
+    work_finished(-balance);
+}
+
+bool scheduler::spin_for_work(runner& r) noexcept
+{
+  const std::int64_t until = steady_now_ns() + spin_ns;
+  do
   {
-    inject_.push(r.ready_);
+    for (int i = 0; i < 16; ++i)
+      __builtin_ia32_pause();
+    if (inject_.maybe_nonempty_relaxed() || immediate_.maybe_nonempty_relaxed()
+        || background_.maybe_nonempty_relaxed() || r.ring_->cq_ready() != 0
+        || r.ring_->needs_getevents() || stopped_.load(std::memory_order_relaxed)
+        || others_have_work(r))
+      return true;
+  } while (steady_now_ns() < until);
+  return false;
+}
+
+void scheduler::flush_local(runner& r) noexcept
+{
+  op_queue ops;
+  if (r.lifo_slot_)
+  {
+    ops.push(r.lifo_slot_);
+    r.lifo_slot_ = nullptr;
+  }
+  while (operation* op = r.queue_.pop())
+    ops.push(op);
+  if (!ops.empty())
+  {
+    inject_.push(ops);
     wake_one();
   }
-  active_runners_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 bool scheduler::can_dispatch() const noexcept
@@ -225,6 +270,8 @@ void scheduler::stop()
 
 void scheduler::wake_one() noexcept
 {
+  if (num_sleeping_.load(std::memory_order_seq_cst) == 0)
+    return;
   for (runner* r = runners_.load(std::memory_order_acquire); r; r = r->next_)
   {
     if (r->sleeping_.load(std::memory_order_seq_cst)
@@ -248,6 +295,16 @@ void scheduler::wake_all() noexcept
       (void)!::write(r->wake_fd_, &one, sizeof(one));
     }
   }
+}
+
+void scheduler::post_class(operation* op, priority_class c)
+{
+  outstanding_work_.fetch_add(1, std::memory_order_relaxed);
+  (c == priority_class::immediate ? immediate_ : background_).push(op);
+  if (this_thread_runner())
+    notify_idle();
+  else
+    wake_one();
 }
 
 void scheduler::add_timer_queue(timer_queue_base& q)
@@ -290,26 +347,81 @@ std::int64_t scheduler::next_timer_wait_ns()
   return wait;
 }
 
+operation* scheduler::pop_shared(inject_queue& q) noexcept
+{
+  if (!q.try_lock_consumer())
+    return nullptr;
+  operation* op = q.pop();
+  q.unlock_consumer();
+  return op;
+}
+
+operation* scheduler::next_ready(runner& r)
+{
+  if (immediate_.maybe_nonempty_relaxed())
+    if (operation* op = pop_shared(immediate_))
+      return op;
+
+  if (++r.since_background_ >= background_interval)
+  {
+    r.since_background_ = 0;
+    if (background_.maybe_nonempty_relaxed())
+      if (operation* op = pop_shared(background_))
+        return op;
+  }
+
+  if (operation* op = r.lifo_slot_)
+  {
+    if (r.lifo_runs_ < lifo_limit || r.queue_.empty())
+    {
+      ++r.lifo_runs_;
+      r.lifo_slot_ = nullptr;
+      return op;
+    }
+    // The slot has had its turns: let the queue move.
+    r.lifo_slot_ = nullptr;
+    push_local(r, op);
+  }
+  r.lifo_runs_ = 0;
+  return r.queue_.pop();
+}
+
 bool scheduler::housekeeping(runner& r)
 {
   bool got = false;
 
+  if (r.overflowed_ && !inject_.maybe_nonempty_relaxed())
+    r.overflowed_ = false; // drained (by any runner): local pushes keep FIFO order again
+
   if (inject_.maybe_nonempty_relaxed() && inject_.try_lock_consumer())
   {
-    got = inject_.pop_into(r.ready_, inject_batch) != 0;
+    // Take a batch, leaving room in the local queue.
+    std::size_t room = local_queue::capacity - r.queue_.size();
+    std::size_t n = room < inject_batch ? room : inject_batch;
+    op_queue overflow;
+    std::size_t i = 0;
+    for (; i < n; ++i)
+    {
+      operation* op = inject_.pop();
+      if (op == nullptr)
+        break;
+      r.queue_.push(op, overflow); // room was checked; only a steal could intervene
+      got = true;
+    }
+    if (i < n)
+      r.overflowed_ = false; // drained: local pushes keep FIFO order again
     inject_.unlock_consumer();
+    inject_.push(overflow);
+    if (got)
+      notify_idle();
   }
 
+  op_queue ready;
   for (timer_queue_base* q = timer_queues_.load(std::memory_order_acquire); q; q = q->next_queue_)
   {
     if (q->pending() != 0)
-    {
-      if (std::size_t n = q->get_ready(r.ready_))
-      {
+      if (std::size_t n = q->get_ready(ready))
         r.timers_fired_.add(n);
-        got = true;
-      }
-    }
   }
 
   if (!r.backlog_.empty())
@@ -318,29 +430,100 @@ bool scheduler::housekeeping(runner& r)
     r.submit();
   else if (r.ring_->needs_getevents())
     r.enter_kernel_for_events();
-  if (r.ring_->cq_ready() != 0 && r.reap() != 0)
-    got = true;
+  if (r.ring_->cq_ready() != 0)
+    r.reap(ready);
 
-  return got || !r.ready_.empty();
+  if (!ready.empty())
+  {
+    push_local(r, ready);
+    got = true;
+  }
+  return got || r.lifo_slot_ || !r.queue_.empty();
+}
+
+operation* scheduler::steal(runner& r, bool forced)
+{
+  int active = active_runners_.load(std::memory_order_relaxed);
+  if (active <= 1)
+    return nullptr;
+  // At most about half the active runners search at once.
+  if (!forced && 2 * num_searching_.load(std::memory_order_relaxed) >= active)
+    return nullptr;
+  num_searching_.fetch_add(1, std::memory_order_seq_cst);
+
+  // Start at a random runner so thieves spread over the victims.
+  int count = runner_count_.load(std::memory_order_relaxed);
+  r.random_ ^= r.random_ << 13;
+  r.random_ ^= r.random_ >> 17;
+  r.random_ ^= r.random_ << 5;
+  int skip = count > 0 ? static_cast<int>(r.random_ % static_cast<std::uint32_t>(count)) : 0;
+  runner* head = runners_.load(std::memory_order_acquire);
+  runner* start = head;
+  for (int i = 0; i < skip && start; ++i)
+    start = start->next_;
+  if (start == nullptr)
+    start = head;
+
+  operation* op = nullptr;
+  runner* v = start;
+  do
+  {
+    if (v != &r && v->queue_.steal_into(r.queue_, op) != 0)
+      break;
+    v = v->next_ ? v->next_ : head;
+  } while (v != start);
+
+  num_searching_.fetch_sub(1, std::memory_order_seq_cst);
+  if (op)
+  {
+    r.steals_.add();
+    // More than one taken: others may be worth waking to share it.
+    if (!r.queue_.empty())
+      notify_idle();
+  }
+  return op;
+}
+
+bool scheduler::others_have_work(runner& r) const noexcept
+{
+  if (active_runners_.load(std::memory_order_relaxed) <= 1)
+    return false;
+  for (runner* v = runners_.load(std::memory_order_acquire); v; v = v->next_)
+    if (v != &r && !v->queue_.empty())
+      return true;
+  return false;
 }
 
 void scheduler::run_op(runner& r, operation* op)
 {
-  // The op is one unit of outstanding work; whatever the handler started is
-  // in private_work_. Publish the difference when the handler returns, also
-  // when it throws.
+  // The op is one unit of outstanding work; whatever the handler started
+  // privately is in private_work_. Publish the difference when the handler
+  // returns, also when it throws.
   struct work_cleanup
   {
     scheduler& s;
     runner& r;
     ~work_cleanup()
     {
-      long started = r.private_work_;
-      r.private_work_ = 0;
-      if (started > 1)
-        s.outstanding_work_.fetch_add(started - 1, std::memory_order_relaxed);
-      else if (started < 1)
-        s.work_finished();
+      // Work started privately is published at once; finished work is
+      // published in batches (the shared count only stays higher meanwhile,
+      // so it can never reach zero early), and before this thread sleeps
+      // or leaves run().
+      long balance = r.private_work_ - 1;
+      if (balance > 0)
+      {
+        r.private_work_ = 0;
+        s.outstanding_work_.fetch_add(balance, std::memory_order_relaxed);
+      }
+      else if (balance <= -static_cast<long>(finish_batch))
+      {
+        r.private_work_ = 0;
+        s.work_finished(-balance);
+      }
+      else
+      {
+        r.private_work_ = balance;
+      }
     }
   } cleanup{*this, r};
 
@@ -385,43 +568,82 @@ std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
     if (stopped_.load(std::memory_order_relaxed))
       break;
 
-    operation* op = r.ready_.pop();
+    operation* op = next_ready(r);
     if (op == nullptr)
     {
       if (housekeeping(r))
         continue;
+      if (background_.maybe_nonempty_relaxed())
+        op = pop_shared(background_);
+      if (op == nullptr)
+        op = steal(r, false);
+    }
+    if (op == nullptr)
+    {
       if (!may_block)
         break;
 
-      // Nothing to do: sleep. Announce it first, then look again (see the
+      // Nothing to do. Work often arrives within microseconds (another
+      // thread feeding this one): look a little longer before paying for a
+      // sleep and a wake-up.
+      if (spin_for_work(r))
+        continue;
+
+      // Sleep. Publish finished work first (the count may reach zero and
+      // stop the scheduler), announce the sleep, then look again (see the
       // protocol at the top of scheduler.hpp).
+      publish_private(r);
+      if (stopped_.load(std::memory_order_relaxed))
+        break;
       if (!r.wake_armed_)
         r.arm_wakeup();
       r.sleeping_.store(true, std::memory_order_seq_cst);
-      if (inject_.maybe_nonempty() || stopped_.load(std::memory_order_seq_cst))
+      num_sleeping_.fetch_add(1, std::memory_order_seq_cst); // pairs with notify_idle's fence
+      struct sleeping_guard
       {
-        r.sleeping_.store(false, std::memory_order_relaxed);
+        scheduler& s;
+        runner& r;
+        ~sleeping_guard()
+        {
+          s.num_sleeping_.fetch_sub(1, std::memory_order_seq_cst);
+          r.sleeping_.store(false, std::memory_order_relaxed);
+        }
+      };
+      {
+        sleeping_guard awake{*this, r};
+        if (inject_.maybe_nonempty() || immediate_.maybe_nonempty()
+            || background_.maybe_nonempty() || stopped_.load(std::memory_order_seq_cst))
+          continue;
+        if (others_have_work(r))
+        {
+          // Work exists on a busy runner: one forced steal attempt, then
+          // sleep if it failed (its owner runs it; nothing is lost).
+          op = steal(r, true);
+        }
+        if (op == nullptr)
+        {
+          std::int64_t wait = next_timer_wait_ns();
+          if (deadline_ns != no_deadline)
+          {
+            std::int64_t left = deadline_ns - steady_now_ns();
+            if (left <= 0)
+              break;
+            if (left < wait)
+              wait = left;
+          }
+          if (!r.wake_armed_ && wait > 1'000'000)
+            wait = 1'000'000; // no wake-up read in the ring: poll every millisecond
+          if (wait > 0)
+            r.sleep(wait);
+        }
+      }
+      if (op == nullptr)
+      {
+        op_queue reaped;
+        r.reap(reaped);
+        push_local(r, reaped);
         continue;
       }
-      std::int64_t wait = next_timer_wait_ns();
-      if (deadline_ns != no_deadline)
-      {
-        std::int64_t left = deadline_ns - steady_now_ns();
-        if (left <= 0)
-        {
-          r.sleeping_.store(false, std::memory_order_relaxed);
-          break;
-        }
-        if (left < wait)
-          wait = left;
-      }
-      if (!r.wake_armed_ && wait > 1'000'000)
-        wait = 1'000'000; // no wake-up read in the ring: poll every millisecond
-      if (wait > 0)
-        r.sleep(wait);
-      r.sleeping_.store(false, std::memory_order_relaxed);
-      r.reap();
-      continue;
     }
 
     run_op(r, op);
@@ -455,6 +677,7 @@ zokio::statistics scheduler::statistics() const
     s.wakeups += r->wakeups_.get();
     s.timers_fired += r->timers_fired_.get();
     s.rings += r->rings_.get();
+    s.steals += r->steals_.get();
   }
   return s;
 }

@@ -26,6 +26,7 @@
 #include <zokio/detail/future/shared_state.hpp>
 #include <zokio/detail/handler_work.hpp>
 #include <zokio/io_context.hpp>
+#include <zokio/thread_pool.hpp>
 
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -110,12 +111,15 @@ private:
   future_state_base* s_;
 };
 
-// The io_context behind a scheduler. As of this version every scheduler is
-// the implementation of a zokio::io_context (created by its constructor);
-// a context of another kind must be recognised here when it is added.
-inline io_context* context_of(scheduler& s) noexcept
+// Calls f with the default executor of the context behind s: a
+// zokio::io_context or a zokio::thread_pool, the two kinds of context whose
+// constructors create a scheduler as of this version.
+template <typename F>
+decltype(auto) with_context_executor(scheduler& s, F&& f)
 {
-  return static_cast<io_context*>(&s.context());
+  if (s.kind() == scheduler::context_kind::thread_pool)
+    return std::forward<F>(f)(static_cast<thread_pool&>(s.context()).get_executor());
+  return std::forward<F>(f)(static_cast<io_context&>(s.context()).get_executor());
 }
 
 template <typename Executor>
@@ -396,18 +400,23 @@ void attach_handler(future_state<T>* s, Handler&& handler)
   try
   {
     using own_executor = boost::asio::associated_executor_t<handler_type, boost::asio::system_executor>;
-    io_context* home_ctx = nullptr;
+    scheduler* home = nullptr;
     if constexpr (is_system_executor_v<own_executor>)
     {
-      if (s->home())
-        home_ctx = context_of(*s->home());
-      else if (runner* r = current_runner)
-        home_ctx = context_of(r->owner());
+      home = s->home();
+      if (home == nullptr)
+        if (runner* r = current_runner)
+          home = &r->owner();
     }
-    if (home_ctx)
-      store_handler<Shape>(s, std::move(h), home_ctx->get_executor(), forwarding);
+    if (home)
+    {
+      with_context_executor(*home, [&](const auto& ex)
+          { store_handler<Shape>(s, std::move(h), ex, forwarding); });
+    }
     else
+    {
       store_handler<Shape>(s, std::move(h), boost::asio::system_executor(), forwarding);
+    }
   }
   catch (...)
   {

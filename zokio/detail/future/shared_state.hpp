@@ -593,7 +593,10 @@ inline void future_state_base::emit_on_home(future_state_base* s,
   {
     auto* op = executor_op<carried, std::allocator<void>>::create(
         carried{state_ref(s), type}, std::allocator<void>());
-    home->post_immediate(op, false);
+    // Immediate class: the request overtakes the context's normal work, so
+    // a chain of handlers that keeps the LIFO slot busy (a coroutine posting
+    // to itself) cannot delay it until the operation has finished anyway.
+    home->post_immediate(op, false, priority_class::immediate);
   }
   catch (...)
   {

@@ -3,6 +3,7 @@
 #define ZOKIO_DETAIL_SCHED_RUNNER_HPP
 
 #include <zokio/detail/config.hpp>
+#include <zokio/detail/sched/local_queue.hpp>
 #include <zokio/detail/sched/op_queue.hpp>
 #include <zokio/detail/uring/ring.hpp>
 #include <zokio/detail/uring/uring_operation.hpp>
@@ -39,13 +40,13 @@ private:
   std::atomic<std::uint64_t> value_{0};
 };
 
-// One per thread that has run the scheduler: its ring, its ready queue, the
-// work it has started but not yet published, and its counters.
+// One per thread that has run the scheduler: its ring, its ready queue and
+// LIFO slot, the work it has started but not yet published, and its counters.
 //
-// Threads: everything but sleeping_, the counters and the list link belongs to
-// the owner thread and is touched only while that thread is inside a run
-// function (or, when the owner has exited, under the scheduler's runner
-// mutex). The runner derives from Asio's thread_context so that, while it
+// Threads: everything but queue_ (which other runners steal from), sleeping_,
+// the counters and the list link belongs to the owner thread and is touched
+// only while that thread is inside a run function (or, when the owner has
+// exited, under the scheduler's runner mutex). The runner derives from Asio's thread_context so that, while it
 // runs, Asio's recycling allocator and awaitable frames find its
 // thread_info_base and reuse memory instead of calling operator new.
 class runner : public boost::asio::detail::thread_context
@@ -59,23 +60,19 @@ public:
 
   scheduler& owner() const noexcept { return owner_; }
 
-  // Queues a completed operation to run on this thread. Owner thread.
-  void push_ready(operation* op) noexcept { ready_.push(op); }
-  void push_ready(op_queue& ops) noexcept { ready_.push(ops); }
-
   // Counts one unit of outstanding work that only this thread can finish
-  // (an operation in its own ready queue or ring); published to the
+  // (an operation in its LIFO slot or in its own ring); published to the
   // scheduler's atomic count when the current handler returns.
   void work_started() noexcept { ++private_work_; }
+
+  // Counts timer waits that expired without passing through a timer queue.
+  void note_timers_fired(std::uint64_t n) noexcept { timers_fired_.add(n); }
 
   // Hands op to this runner's ring. Never fails: when the submission queue is
   // full it is flushed to the kernel first, and if the kernel cannot take
   // more yet, op waits in a backlog that is prepared on the next pass. Owner
   // thread.
   void start(uring_operation* op);
-
-  // Counts timer waits that expired without passing through a timer queue.
-  void note_timers_fired(std::uint64_t n) noexcept { timers_fired_.add(n); }
 
   // Operations this runner has in the kernel (not counting its wake-up read).
   std::size_t in_flight() const noexcept { return in_flight_; }
@@ -89,14 +86,20 @@ private:
   void create_ring();
   void arm_wakeup();
   bool submit();                      // flushes prepared SQEs; false if the kernel pushed back
-  std::size_t reap();                 // moves completions to ready_
+  std::size_t reap(op_queue& out);    // moves completed operations to out
   void flush_backlog();
   void enter_kernel_for_events();
   void sleep(std::int64_t timeout_ns);
 
   scheduler& owner_;
   std::unique_ptr<uring::ring> ring_;
-  op_queue ready_;                    // completed operations, FIFO
+  local_queue queue_;                 // ready operations, FIFO; others steal from it
+  operation* lifo_slot_ = nullptr;    // posted by the running handler; runs next, not stealable
+  unsigned lifo_runs_ = 0;            // consecutive runs from the slot
+  bool overflowed_ = false;           // queue_ overflowed into the inject queue: send
+                                      // new work there too until it drains (FIFO)
+  unsigned since_background_ = 0;     // handlers run since the last background one
+  std::uint32_t random_;              // victim selection (xorshift)
   op_queue backlog_;                  // operations waiting for a free SQE
   long private_work_ = 0;             // work started here, not yet published
   std::size_t in_flight_ = 0;         // SQEs given to the kernel, CQE not reaped
@@ -117,7 +120,7 @@ private:
 
   // Counters (owner writes, anyone reads).
   owned_counter submissions_, kernel_entries_, completions_, batches_, max_batch_,
-      handlers_run_, sleeps_, wakeups_, timers_fired_, rings_;
+      handlers_run_, sleeps_, wakeups_, timers_fired_, rings_, steals_;
 
   runner* next_ = nullptr;            // scheduler's list; immutable once published
 };

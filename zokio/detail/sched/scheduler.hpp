@@ -1,29 +1,50 @@
 // zokio/detail/sched/scheduler.hpp: the run loop shared by every thread that
-// runs a zokio context.
+// runs a zokio context (io_context::run() callers and thread_pool workers).
+//
+// Each such thread owns a runner: a ring, a bounded FIFO queue of ready
+// operations (local_queue, which others may steal from), and a LIFO slot.
 //
 // Protocol of one run-loop pass, on each thread inside run():
-//   1. Run ready handlers from the thread's own queue, up to handler_batch.
-//   2. Housekeeping, without blocking: take work other threads queued
-//      (inject queue), move expired timer waits to the ready queue, submit
+//   1. Run ready handlers, up to handler_batch, taking in order: an
+//      immediate-class handler (shared queue); the LIFO slot; the local
+//      queue; and, once every background_interval handlers, one
+//      background-class handler.
+//   2. Housekeeping, without blocking: take work queued from outside
+//      (inject queue), move expired timer waits to the local queue, submit
 //      every SQE the handlers prepared with one io_uring_enter, and harvest
 //      all visible completions in one pass (one CQ head update).
-//   3. If nothing is ready, sleep in the kernel: one io_uring_enter that
+//   3. With nothing ready: run a background handler; else steal half of
+//      another runner's queue (if fewer than half the active runners are
+//      already searching); else sleep in the kernel: one io_uring_enter that
 //      submits, then waits for a completion, a wake-up or the earliest timer.
 //
-// Work counting (as in Asio): outstanding_work_ counts posted handlers not yet
-// run, operations in progress and work guards. run() returns when it drops to
-// zero. On a thread inside run(), work started by a handler is counted in the
-// runner's private_work_ and published once, when the handler returns, so a
-// handler that posts one successor (the common chain) touches no shared
-// counter at all.
+// LIFO slot: the first handler a running handler posts goes to the slot and
+// runs next on the same thread, without touching any shared memory (the
+// common "each handler posts the next" chain). Further posts go to the local
+// queue in order. After lifo_limit consecutive slot runs, the slot's handler
+// goes to the back of the queue if the queue holds anything, so two handlers
+// passing control back and forth cannot starve the rest.
 //
-// Sleep and wake-up: a runner that is about to sleep sets its sleeping_ flag,
-// then re-checks the inject queue, stop flag and timers. A thread that queues
-// work first publishes it, then looks at the flags, and writes to the eventfd
-// of one runner whose flag it clears. All four accesses are seq_cst, so either
-// the sleeper sees the work or the producer sees the flag (Dekker); and a
-// thread that is not asleep is never woken, so busy loops pay no system call
-// for work handed to them.
+// Work counting (as in Asio): outstanding_work_ counts posted handlers not yet
+// run, operations in progress and work guards; run() returns when it drops to
+// zero. Work that only the current thread can finish (its LIFO slot, an SQE
+// on its own ring) is counted in the runner's private_work_ and published
+// once, when the running handler returns. Work that another thread may finish
+// (anything stealable, timer waits, cross-thread posts) is counted in
+// outstanding_work_ before it becomes visible. Finished work is subtracted
+// in batches (private_work_ goes negative meanwhile) and always before the
+// thread sleeps or leaves run(). So the shared count is never below the true
+// amount while another thread could observe it, and never drops to zero while
+// work exists: a running handler's own unit stays counted until it returns.
+//
+// Sleep and wake-up: a runner about to sleep sets its sleeping_ flag and
+// increments num_sleeping_, then looks again at the shared queues, the stop
+// flag, timers and (with other runners active) their local queues. A thread
+// that makes work available publishes it first, then looks at num_sleeping_
+// and, if some runner sleeps and none is searching, clears one runner's flag
+// and writes to its eventfd. All of these accesses are seq_cst (a fence on
+// the local-queue side), so either the sleeper sees the work or the producer
+// sees the sleeper (Dekker); and only a thread that really sleeps is woken.
 #ifndef ZOKIO_DETAIL_SCHED_SCHEDULER_HPP
 #define ZOKIO_DETAIL_SCHED_SCHEDULER_HPP
 
@@ -33,6 +54,7 @@
 #include <zokio/detail/sched/runner.hpp>
 #include <zokio/detail/timer/timer_queue.hpp>
 #include <zokio/detail/uring/ring.hpp>
+#include <zokio/priority.hpp>
 #include <zokio/statistics.hpp>
 
 #include <boost/asio/execution_context.hpp>
@@ -74,6 +96,13 @@ public:
 
   int concurrency_hint() const noexcept { return concurrency_hint_; }
 
+  // The kind of context whose implementation this is (context() is not
+  // polymorphic). Set once by the context's constructor, before any other
+  // thread can see the scheduler.
+  enum class context_kind : unsigned char { io_context, thread_pool };
+  context_kind kind() const noexcept { return kind_; }
+  void set_kind(context_kind k) noexcept { kind_ = k; }
+
   // Run functions (asio::io_context semantics). Deadlines are
   // std::chrono::steady_clock nanoseconds since its epoch.
   std::size_t run() { return do_run(mode_run, no_deadline); }
@@ -95,32 +124,37 @@ public:
     outstanding_work_.fetch_add(1, std::memory_order_relaxed);
   }
 
-  void work_finished() noexcept
+  void work_finished(long n = 1) noexcept
   {
-    if (outstanding_work_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+    if (outstanding_work_.fetch_sub(n, std::memory_order_acq_rel) == n)
       stop();
   }
 
-  // Queues op, which is not yet counted as work, to run as soon as possible.
-  // Any thread. On a thread running this scheduler with no other thread
-  // running it (or for a continuation), op goes to the thread's own queue
-  // without any atomic operation: only this thread can run it (its queue is
-  // handed to others only after leave() has published the private count).
-  void post_immediate(operation* op, bool is_continuation)
+  // Queues op, which is not yet counted as work, to run as soon as possible
+  // in its scheduling class. Any thread.
+  void post_immediate(operation* op, bool is_continuation,
+      priority_class c = priority_class::normal)
   {
+    (void)is_continuation; // a continuation is what the LIFO slot serves anyway
+    if (c != priority_class::normal)
+    {
+      post_class(op, c);
+      return;
+    }
     if (runner* r = this_thread_runner())
     {
-      r->work_started();
-      if (is_continuation || active_runners_.load(std::memory_order_relaxed) <= 1)
+      if (r->lifo_slot_ == nullptr)
       {
-        r->push_ready(op);
+        // Only this thread can run the slot: the count may stay private.
+        r->work_started();
+        r->lifo_slot_ = op;
         return;
       }
-    }
-    else
-    {
       outstanding_work_.fetch_add(1, std::memory_order_relaxed);
+      push_local(*r, op);
+      return;
     }
+    outstanding_work_.fetch_add(1, std::memory_order_relaxed);
     inject_.push(op);
     wake_one();
   }
@@ -130,7 +164,7 @@ public:
   {
     if (runner* r = this_thread_runner())
     {
-      r->push_ready(op);
+      push_local(*r, op);
       return;
     }
     inject_.push(op);
@@ -143,7 +177,7 @@ public:
       return;
     if (runner* r = this_thread_runner())
     {
-      r->push_ready(ops);
+      push_local(*r, ops);
       return;
     }
     inject_.push(ops);
@@ -212,9 +246,27 @@ private:
   // ready handlers.
   static constexpr unsigned handler_batch = ZOKIO_CAPACITY(64, 2);
 
-  // Operations taken from the inject queue per pass (bounded, so a flood of
-  // cross-thread posts cannot starve completions).
-  static constexpr std::size_t inject_batch = ZOKIO_CAPACITY(256, 3);
+  // Most operations taken from the inject queue per pass (bounded, so a
+  // flood of cross-thread posts cannot starve completions).
+  static constexpr std::size_t inject_batch = ZOKIO_CAPACITY(128, 3);
+
+  // Consecutive LIFO-slot runs before the slot yields to the queue (as
+  // Tokio's bound on LIFO polls). Arbitrary: long chains stay cheap, and
+  // queued handlers wait at most this many handlers behind a ping-pong.
+  static constexpr unsigned lifo_limit = ZOKIO_CAPACITY(32, 1);
+
+  // Starvation bound of the background class: one background handler every
+  // this many handlers, however much normal work is queued.
+  static constexpr unsigned background_interval = ZOKIO_CAPACITY(128, 4);
+
+  // Finished work published at once, at the latest (see run_op).
+  // Arbitrary: one shared update per this many handlers.
+  static constexpr unsigned finish_batch = ZOKIO_CAPACITY(64, 2);
+
+  // How long an idle runner keeps looking before it sleeps. Measured
+  // (perf/scenarios/burst_post, spawn_many): long enough to catch a producer
+  // that is about to post again, short enough to cost nothing when idle.
+  static constexpr std::int64_t spin_ns = 5'000;
 
   // Longest sleep for a clock that is not steady (system_clock timers must
   // notice clock changes).
@@ -224,12 +276,86 @@ private:
   runner& enter(run_frame& frame);
   void leave(runner& r, run_frame& frame) noexcept;
   runner& runner_for_this_thread();
+  operation* next_ready(runner& r);
+  operation* pop_shared(inject_queue& q) noexcept;
   bool housekeeping(runner& r);
+  operation* steal(runner& r, bool forced);
+  bool others_have_work(runner& r) const noexcept;
   void run_op(runner& r, operation* op);
   std::int64_t next_timer_wait_ns();
+  void post_class(operation* op, priority_class c);
+  void flush_local(runner& r) noexcept;
+  void publish_private(runner& r) noexcept;
+  bool spin_for_work(runner& r) noexcept;
+
+  // Appends to r's local queue, then lets an idle runner know if others
+  // could take it. Once the queue has overflowed into the inject queue, new
+  // work follows it there until the inject queue drains, so that handlers
+  // still run in the order they were queued.
+  void push_local(runner& r, operation* op)
+  {
+    if (r.overflowed_)
+    {
+      inject_.push(op);
+    }
+    else
+    {
+      op_queue overflow;
+      if (!r.queue_.push(op, overflow))
+      {
+        r.overflowed_ = true;
+        inject_.push(overflow);
+      }
+    }
+    notify_idle();
+  }
+
+  void push_local(runner& r, op_queue& ops)
+  {
+    if (!r.overflowed_)
+    {
+      op_queue overflow;
+      while (operation* op = ops.pop())
+      {
+        if (!r.queue_.push(op, overflow))
+        {
+          r.overflowed_ = true;
+          inject_.push(overflow);
+          break;
+        }
+      }
+    }
+    inject_.push(ops);
+    notify_idle();
+  }
+
+  // After making stealable work visible: wake a sleeping runner if there is
+  // one and nobody is already searching. Free with one runner.
+  void notify_idle() noexcept
+  {
+    if (active_runners_.load(std::memory_order_relaxed) <= 1)
+      return;
+    if (sleepers_after_fence() != 0 && num_searching_.load(std::memory_order_relaxed) == 0)
+      wake_one();
+  }
+
+  // Reads num_sleeping_ after a full fence, ordering the caller's earlier
+  // stores (work made visible) before the read (see the protocol above).
+  // ThreadSanitizer does not model fences, so under it the same ordering
+  // comes from a read-modify-write on num_sleeping_ (which a sleeper's
+  // increment also is).
+  int sleepers_after_fence() noexcept
+  {
+#if defined(__SANITIZE_THREAD__)
+    return num_sleeping_.fetch_add(0, std::memory_order_seq_cst);
+#else
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return num_sleeping_.load(std::memory_order_relaxed);
+#endif
+  }
+
   void wake_one() noexcept;
   void wake_all() noexcept;
-  void adopt_orphans(runner& r);
 
   friend class runner;
 
@@ -239,10 +365,16 @@ private:
 
   alignas(64) std::atomic<long> outstanding_work_{0};
   alignas(64) std::atomic<bool> stopped_{false};
-  std::atomic<int> active_runners_{0};
+  std::atomic<int> active_runners_{0};   // runners inside a run function
+  alignas(64) std::atomic<int> num_sleeping_{0};   // runners asleep in the kernel
+  std::atomic<int> num_searching_{0};  // runners looking for work to steal
+  std::atomic<int> runner_count_{0};   // runners in the list
   bool shutdown_ = false;
+  context_kind kind_ = context_kind::io_context;
 
-  inject_queue inject_;
+  inject_queue inject_;      // normal class, queued from outside or overflowing
+  inject_queue immediate_;   // immediate class
+  inject_queue background_;  // background class
 
   // Every runner ever created, newest first. Runners are never removed before
   // the scheduler is destroyed, so wakers walk the list without a lock.

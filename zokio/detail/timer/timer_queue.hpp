@@ -1,16 +1,17 @@
 // zokio/detail/timer/timer_queue.hpp: the pending waits of one clock type.
 //
-// Design (measured, see perf/scenarios/timer_storm): a user-space 4-ary heap
-// of timers, ordered by expiry, under a single kernel wait. The run loop
+// Design (measured, see perf/scenarios/timer_storm): a user-space index of
+// timers ordered by expiry (expiry_index.hpp) under a single kernel wait. The run loop
 // sleeps in io_uring_enter with a timeout equal to the time left before the
 // earliest expiry (EXT_ARG, linux 5.11, so no SQE per timer), and on waking
 // moves every expired wait to its ready queue in one locked pass. Arming a
-// timer therefore costs a heap insertion and no system call, where one
+// timer therefore costs an index insertion and no system call, where one
 // IORING_OP_TIMEOUT per timer would cost an SQE, a kernel hrtimer and a CQE.
 //
-// Each timer object owns one per_timer_data; the heap holds one entry per
-// timer that has waits pending (as in Asio), so many waits on one timer share
-// a heap slot and complete together, in the order they were started.
+// Each timer object owns one per_timer_data naming a slot of the queue; the
+// index holds one live entry per timer that has waits pending (as in Asio),
+// so many waits on one timer share an entry and complete together, in the
+// order they were started.
 //
 // Threads: every member runs under the queue's mutex except the lock-free
 // due() check, which reads the cached earliest expiry.
@@ -18,6 +19,7 @@
 #define ZOKIO_DETAIL_TIMER_TIMER_QUEUE_HPP
 
 #include <zokio/detail/sched/op_queue.hpp>
+#include <zokio/detail/timer/expiry_index.hpp>
 #include <zokio/detail/timer/wait_op.hpp>
 
 #include <boost/asio/error.hpp>
@@ -33,7 +35,10 @@
 namespace zokio {
 namespace detail {
 
-// A timer's link to its queue. Embedded in the timer object's implementation.
+// A timer's link to its queue: the index of its slot, allocated by the queue
+// on the timer's first wait and released when the timer is destroyed.
+// Embedded in the timer object's implementation; only the queue reads it,
+// under the queue's mutex.
 class per_timer_data
 {
 public:
@@ -41,40 +46,11 @@ public:
   per_timer_data(const per_timer_data&) = delete;
   per_timer_data& operator=(const per_timer_data&) = delete;
 
-  bool has_waits() const noexcept { return first_ != nullptr; }
-
 private:
   template <typename, typename> friend class timer_queue;
 
-  static constexpr std::size_t not_queued = static_cast<std::size_t>(-1);
-
-  void push_wait(wait_op* op) noexcept
-  {
-    op->next_wait_ = nullptr;
-    op->prev_wait_ = last_;
-    if (last_)
-      last_->next_wait_ = op;
-    else
-      first_ = op;
-    last_ = op;
-  }
-
-  void remove_wait(wait_op* op) noexcept
-  {
-    if (op->prev_wait_)
-      op->prev_wait_->next_wait_ = op->next_wait_;
-    else
-      first_ = op->next_wait_;
-    if (op->next_wait_)
-      op->next_wait_->prev_wait_ = op->prev_wait_;
-    else
-      last_ = op->prev_wait_;
-    op->next_wait_ = op->prev_wait_ = nullptr;
-  }
-
-  std::size_t heap_index_ = not_queued; // slot in the heap while waits pend
-  wait_op* first_ = nullptr;            // oldest pending wait
-  wait_op* last_ = nullptr;             // newest pending wait
+  static constexpr std::uint32_t no_slot = static_cast<std::uint32_t>(-1);
+  std::uint32_t slot_ = no_slot;
 };
 
 // What the run loop needs from a timer queue, without knowing its clock.
@@ -125,39 +101,58 @@ public:
   // a sleeping run loop). Locked.
   bool enqueue(const time_point& expiry, per_timer_data& timer, wait_op* op)
   {
-    if (timer.heap_index_ == per_timer_data::not_queued)
+    if (timer.slot_ == per_timer_data::no_slot)
+      timer.slot_ = allocate_slot();
+    slot& s = slots_[timer.slot_];
+    bool earliest = false;
+    if (s.first_ == nullptr)
     {
-      timer.heap_index_ = heap_.size();
-      heap_.push_back(entry{expiry, &timer});
-      sift_up(timer.heap_index_);
+      // The timer becomes armed: a new generation, and an entry for it.
+      ++s.gen_;
+      std::int64_t t = to_ns(expiry);
+      earliest = t < earliest_ns_.load(std::memory_order_relaxed);
+      index_.push(timer_entry{t, timer.slot_, s.gen_});
     }
-    timer.push_wait(op);
+    op->next_wait_ = nullptr;
+    op->prev_wait_ = s.last_;
+    if (s.last_)
+      s.last_->next_wait_ = op;
+    else
+      s.first_ = op;
+    s.last_ = op;
     pending_.fetch_add(1, std::memory_order_relaxed);
-    bool earliest = heap_[0].timer == &timer;
+    // A new earliest expiry is known exactly without consulting the index
+    // (whose top() would sort the next bucket ahead of time).
     if (earliest)
-      publish_earliest();
+      earliest_ns_.store(to_ns(expiry), std::memory_order_release);
     return earliest;
   }
 
-  // Reserves heap capacity (no allocation while enqueueing up to n timers).
-  void reserve(std::size_t n) { heap_.reserve(n); }
+  // True if timer has waits pending. Locked.
+  bool has_waits(const per_timer_data& timer) const noexcept
+  {
+    return timer.slot_ != per_timer_data::no_slot && slots_[timer.slot_].first_ != nullptr;
+  }
 
   // True if no other timer expires before expiry (an already-due wait with
-  // this expiry may then bypass the heap without reordering). Locked.
+  // this expiry may then bypass the queue without reordering). Locked.
   bool is_before_all(const time_point& expiry) const noexcept
   {
-    return heap_.empty() || expiry < heap_[0].time;
+    return to_ns(expiry) < earliest_ns_.load(std::memory_order_relaxed);
   }
 
   // Moves up to max waits of timer to ops as cancelled. Locked.
   std::size_t cancel_timer(per_timer_data& timer, op_queue& ops,
       std::size_t max = static_cast<std::size_t>(-1))
   {
+    if (timer.slot_ == per_timer_data::no_slot)
+      return 0;
+    slot& s = slots_[timer.slot_];
     std::size_t n = 0;
-    while (n < max && timer.first_)
+    while (n < max && s.first_)
     {
-      wait_op* op = timer.first_;
-      timer.remove_wait(op);
+      wait_op* op = s.first_;
+      unlink(s, op);
       op->ec_ = boost::asio::error::operation_aborted;
       ops.push(op);
       ++n;
@@ -165,8 +160,8 @@ public:
     if (n)
     {
       pending_.fetch_sub(n, std::memory_order_relaxed);
-      if (!timer.first_)
-        remove_timer(timer);
+      if (!s.first_)
+        disarm(s);
     }
     return n;
   }
@@ -175,16 +170,19 @@ public:
   // pending. Locked.
   bool cancel_by_key(per_timer_data& timer, void* key, op_queue& ops)
   {
-    for (wait_op* op = timer.first_; op; op = op->next_wait_)
+    if (timer.slot_ == per_timer_data::no_slot)
+      return false;
+    slot& s = slots_[timer.slot_];
+    for (wait_op* op = s.first_; op; op = op->next_wait_)
     {
       if (op->cancellation_key_ == key)
       {
-        timer.remove_wait(op);
+        unlink(s, op);
         op->ec_ = boost::asio::error::operation_aborted;
         ops.push(op);
         pending_.fetch_sub(1, std::memory_order_relaxed);
-        if (!timer.first_)
-          remove_timer(timer);
+        if (!s.first_)
+          disarm(s);
         return true;
       }
     }
@@ -195,43 +193,68 @@ public:
   // which must have none. Locked.
   void move_timer(per_timer_data& to, per_timer_data& from) noexcept
   {
-    to.first_ = from.first_;
-    to.last_ = from.last_;
-    to.heap_index_ = from.heap_index_;
-    from.first_ = from.last_ = nullptr;
-    from.heap_index_ = per_timer_data::not_queued;
-    if (to.heap_index_ != per_timer_data::not_queued)
-      heap_[to.heap_index_].timer = &to;
+    to.slot_ = from.slot_;
+    from.slot_ = per_timer_data::no_slot;
+  }
+
+  // Gives back the slot of a timer being destroyed (after its waits were
+  // cancelled). Locked.
+  void release(per_timer_data& timer) noexcept
+  {
+    if (timer.slot_ == per_timer_data::no_slot)
+      return;
+    slot& s = slots_[timer.slot_];
+    ++s.gen_; // any entry left for this slot is stale from now on
+    s.next_free_ = free_;
+    free_ = timer.slot_;
+    timer.slot_ = per_timer_data::no_slot;
   }
 
   // Moves every pending wait to ops without completing it (shutdown). Locked.
   void take_all(op_queue& ops)
   {
-    for (entry& e : heap_)
+    for (slot& s : slots_)
     {
-      while (wait_op* op = e.timer->first_)
+      while (wait_op* op = s.first_)
       {
-        e.timer->remove_wait(op);
+        unlink(s, op);
         ops.push(op);
       }
-      e.timer->heap_index_ = per_timer_data::not_queued;
+      ++s.gen_;
     }
-    heap_.clear();
+    index_.clear();
+    stale_ = 0;
     pending_.store(0, std::memory_order_relaxed);
     publish_earliest();
   }
 
 private:
-  struct entry
+  // The waits of one timer, and the generation that tells its current entry
+  // from stale ones. A slot is armed (has a live entry) exactly when first_
+  // is not null.
+  //
+  // Entries name slots, not timers: ordering moves 16-byte entries within the
+  // index's own arrays and never writes into timer objects spread over the
+  // address space. Cancelling leaves the entry in place, stale (its gen no
+  // longer matches the slot's); stale entries are skipped when they come up,
+  // and removed in one pass when they outnumber live ones.
+  struct slot
   {
-    time_point time;
-    per_timer_data* timer;
+    wait_op* first_ = nullptr;        // oldest pending wait
+    wait_op* last_ = nullptr;         // newest pending wait
+    std::uint32_t gen_ = 0;           // bumped on every arm, disarm and release
+    std::uint32_t next_free_ = 0;     // free list link while unused
   };
 
-  // Children of slot i are 4i+1 .. 4i+4: half the depth of a binary heap, and
-  // the four children of a slot share one or two cache lines, which matters
-  // once a million timers no longer fit in cache.
-  static constexpr std::size_t arity = 4;
+  // Remove stale entries once this many exist (and they are the majority).
+  // Arbitrary: small enough to bound the memory of cancel-heavy timers
+  // (idle timeouts reset per message), large enough to amortise the O(n)
+  // pass.
+  static constexpr std::size_t compact_threshold = ZOKIO_CAPACITY(1024, 4);
+
+  // Expired entries handled per batch in get_ready: their slots and first
+  // waits are prefetched together, so the cache misses overlap.
+  static constexpr std::size_t ready_batch = 32;
 
   static std::int64_t to_ns(const time_point& t) noexcept
   {
@@ -244,83 +267,62 @@ private:
     return duration_cast<nanoseconds>(d).count();
   }
 
-  void publish_earliest() noexcept
+  std::uint32_t allocate_slot()
   {
-    earliest_ns_.store(heap_.empty() ? std::numeric_limits<std::int64_t>::max()
-        : to_ns(heap_[0].time), std::memory_order_release);
-  }
-
-  void swap_slots(std::size_t a, std::size_t b) noexcept
-  {
-    entry tmp = heap_[a];
-    heap_[a] = heap_[b];
-    heap_[b] = tmp;
-    heap_[a].timer->heap_index_ = a;
-    heap_[b].timer->heap_index_ = b;
-  }
-
-  void sift_up(std::size_t i) noexcept
-  {
-    entry moving = heap_[i];
-    while (i > 0)
+    if (free_ != none)
     {
-      std::size_t parent = (i - 1) / arity;
-      if (!(moving.time < heap_[parent].time))
-        break;
-      heap_[i] = heap_[parent];
-      heap_[i].timer->heap_index_ = i;
-      i = parent;
+      std::uint32_t i = free_;
+      free_ = slots_[i].next_free_;
+      return i;
     }
-    heap_[i] = moving;
-    moving.timer->heap_index_ = i;
+    slots_.emplace_back();
+    return static_cast<std::uint32_t>(slots_.size() - 1);
   }
 
-  void sift_down(std::size_t i) noexcept
+  static void unlink(slot& s, wait_op* op) noexcept
   {
-    const std::size_t n = heap_.size();
-    entry moving = heap_[i];
-    for (;;)
-    {
-      std::size_t first = i * arity + 1;
-      if (first >= n)
-        break;
-      std::size_t last = first + arity < n ? first + arity : n;
-      std::size_t best = first;
-      for (std::size_t c = first + 1; c < last; ++c)
-        if (heap_[c].time < heap_[best].time)
-          best = c;
-      if (!(heap_[best].time < moving.time))
-        break;
-      heap_[i] = heap_[best];
-      heap_[i].timer->heap_index_ = i;
-      i = best;
-    }
-    heap_[i] = moving;
-    moving.timer->heap_index_ = i;
-  }
-
-  void remove_timer(per_timer_data& timer) noexcept
-  {
-    std::size_t i = timer.heap_index_;
-    if (i == per_timer_data::not_queued)
-      return;
-    std::size_t last = heap_.size() - 1;
-    if (i != last)
-    {
-      swap_slots(i, last);
-      heap_.pop_back();
-      if (i > 0 && heap_[i].time < heap_[(i - 1) / arity].time)
-        sift_up(i);
-      else
-        sift_down(i);
-    }
+    if (op->prev_wait_)
+      op->prev_wait_->next_wait_ = op->next_wait_;
     else
+      s.first_ = op->next_wait_;
+    if (op->next_wait_)
+      op->next_wait_->prev_wait_ = op->prev_wait_;
+    else
+      s.last_ = op->prev_wait_;
+    op->next_wait_ = op->prev_wait_ = nullptr;
+  }
+
+  bool is_stale(const timer_entry& e) const noexcept { return slots_[e.slot].gen_ != e.gen; }
+
+  // The slot lost its last wait: its entry goes stale.
+  void disarm(slot& s)
+  {
+    ++s.gen_;
+    ++stale_;
+    if (stale_ >= compact_threshold && stale_ * 2 > index_.size())
     {
-      heap_.pop_back();
+      index_.remove_if([this](const timer_entry& e) { return is_stale(e); });
+      stale_ = 0;
     }
-    timer.heap_index_ = per_timer_data::not_queued;
-    if (i == 0)
-      publish_earliest();
+    publish_earliest();
+  }
+
+  // Publishes the earliest live expiry, dropping stale entries on the way.
+  void publish_earliest()
+  {
+    std::int64_t earliest = std::numeric_limits<std::int64_t>::max();
+    while (!index_.empty())
+    {
+      const timer_entry& e = index_.top();
+      if (!is_stale(e))
+      {
+        earliest = e.time;
+        break;
+      }
+      index_.pop();
+      --stale_;
+    }
+    earliest_ns_.store(earliest, std::memory_order_release);
   }
 
   static std::size_t do_get_ready(timer_queue_base* base, op_queue& ops)
@@ -329,32 +331,51 @@ private:
     if (self->earliest_ns_.load(std::memory_order_acquire) > to_ns(Clock::now()))
       return 0;
     std::lock_guard<std::mutex> lock(self->mutex_);
-    const time_point now = Clock::now();
+    const std::int64_t now = to_ns(Clock::now());
     std::size_t n = 0;
-    while (!self->heap_.empty() && !(now < self->heap_[0].time))
+    timer_entry batch[ready_batch];
+    for (;;)
     {
-      per_timer_data& timer = *self->heap_[0].timer;
-      while (wait_op* op = timer.first_)
+      // Take up to a batch of expired entries, in order.
+      std::size_t k = 0;
+      while (k < ready_batch && !self->index_.empty())
       {
-        timer.remove_wait(op);
-        op->ec_ = boost::system::error_code();
-        ops.push(op);
-        ++n;
+        const timer_entry& e = self->index_.top();
+        if (e.time > now)
+          break;
+        batch[k] = e;
+        self->index_.pop();
+        __builtin_prefetch(&self->slots_[batch[k].slot]);
+        ++k;
       }
-      // Pop the root: move the last slot up and sift it down.
-      std::size_t last = self->heap_.size() - 1;
-      if (last > 0)
+      if (k == 0)
+        break;
+      for (std::size_t i = 0; i < k; ++i)
       {
-        self->heap_[0] = self->heap_[last];
-        self->heap_[0].timer->heap_index_ = 0;
-        self->heap_.pop_back();
-        self->sift_down(0);
+        const slot& s = self->slots_[batch[i].slot];
+        if (s.gen_ == batch[i].gen)
+          __builtin_prefetch(s.first_, 1);
       }
-      else
+      for (std::size_t i = 0; i < k; ++i)
       {
-        self->heap_.pop_back();
+        slot& s = self->slots_[batch[i].slot];
+        if (s.gen_ != batch[i].gen)
+        {
+          --self->stale_;
+          continue;
+        }
+        // Hand the whole list over: the waits complete in the order started.
+        while (wait_op* op = s.first_)
+        {
+          s.first_ = op->next_wait_;
+          op->next_wait_ = op->prev_wait_ = nullptr;
+          op->ec_ = boost::system::error_code();
+          ops.push(op);
+          ++n;
+        }
+        s.last_ = nullptr;
+        ++s.gen_;
       }
-      timer.heap_index_ = per_timer_data::not_queued;
     }
     self->pending_.fetch_sub(n, std::memory_order_relaxed);
     self->publish_earliest();
@@ -382,10 +403,15 @@ private:
     return ns;
   }
 
+  static constexpr std::uint32_t none = static_cast<std::uint32_t>(-1);
+
   std::mutex mutex_;
-  std::vector<entry> heap_;
-  // Earliest expiry in nanoseconds since the clock's epoch (max when empty),
-  // written under the mutex, read without it by the run loop's due check.
+  expiry_index index_;
+  std::vector<slot> slots_;
+  std::uint32_t free_ = none;   // head of the free slot list
+  std::size_t stale_ = 0;       // entries in index_ whose slot moved on
+  // Earliest live expiry in nanoseconds since the clock's epoch (max when
+  // none), written under the mutex, read without it by the run loop.
   std::atomic<std::int64_t> earliest_ns_{std::numeric_limits<std::int64_t>::max()};
 };
 

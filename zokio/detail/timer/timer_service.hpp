@@ -62,7 +62,12 @@ public:
     impl.might_have_pending_waits = false;
   }
 
-  void destroy(implementation_type& impl) noexcept { cancel(impl); }
+  void destroy(implementation_type& impl) noexcept
+  {
+    cancel(impl);
+    std::lock_guard<std::mutex> lock(queue_.mutex());
+    queue_.release(impl.timer_data);
+  }
 
   void move_construct(implementation_type& impl, implementation_type& other) noexcept
   {
@@ -84,7 +89,7 @@ public:
     {
       std::lock_guard<std::mutex> lock(queue_.mutex());
       n = queue_.cancel_timer(impl.timer_data, ops, max);
-      impl.might_have_pending_waits = impl.timer_data.has_waits();
+      impl.might_have_pending_waits = queue_.has_waits(impl.timer_data);
     }
     scheduler_.post_deferred(ops);
     return n;
@@ -164,7 +169,7 @@ public:
     {
       // Completed through the ready queue, never inside this function.
       here->note_timers_fired(1);
-      here->push_ready(op);
+      scheduler_.post_deferred(op);
       return;
     }
     if (earliest)

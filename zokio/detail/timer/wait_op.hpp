@@ -26,8 +26,6 @@ protected:
   explicit wait_op(func_type func) noexcept : operation(func) {}
 
 private:
-  friend class per_timer_data;
-  friend class timer_queue_base;
   template <typename, typename> friend class timer_queue;
 
   // Links in the timer's FIFO of waits.

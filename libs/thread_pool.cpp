@@ -1,0 +1,125 @@
+// libs/thread_pool.cpp: zokio::thread_pool.
+#include <zokio/thread_pool.hpp>
+
+#include <algorithm>
+
+namespace zokio {
+namespace {
+
+detail::scheduler& add_scheduler(thread_pool& pool, std::size_t threads)
+{
+  auto impl = std::make_unique<detail::scheduler>(pool, static_cast<int>(threads));
+  impl->set_kind(detail::scheduler::context_kind::thread_pool);
+  boost::asio::add_service<detail::scheduler>(pool, impl.get());
+  return *impl.release();
+}
+
+std::size_t default_threads()
+{
+  return std::max<std::size_t>(1, std::thread::hardware_concurrency());
+}
+
+} // namespace
+
+thread_pool::thread_pool()
+  : thread_pool(default_threads())
+{
+}
+
+thread_pool::thread_pool(std::size_t num_threads)
+  : impl_(add_scheduler(*this, std::max<std::size_t>(1, num_threads)))
+{
+  // The pool itself counts as work until join(), so idle workers wait for
+  // work instead of returning.
+  impl_.work_started();
+  num_threads = std::max<std::size_t>(1, num_threads);
+  threads_.reserve(num_threads);
+  try
+  {
+    for (std::size_t i = 0; i < num_threads; ++i)
+      threads_.emplace_back([this] { run_worker(); });
+  }
+  catch (...)
+  {
+    stop();
+    for (auto& t : threads_)
+      t.join();
+    throw;
+  }
+}
+
+thread_pool::~thread_pool()
+{
+  stop();
+  try
+  {
+    join();
+  }
+  catch (...)
+  {
+    // A handler's exception nobody asked for: dropped (see the class docs).
+  }
+  shutdown();
+}
+
+void thread_pool::run_worker()
+{
+  for (;;)
+  {
+    try
+    {
+      impl_.run();
+      return;
+    }
+    catch (...)
+    {
+      record(std::current_exception());
+    }
+  }
+}
+
+void thread_pool::record(std::exception_ptr e)
+{
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!first_exception_)
+    first_exception_ = e;
+}
+
+void thread_pool::stop()
+{
+  impl_.stop();
+}
+
+void thread_pool::attach()
+{
+  run_worker();
+}
+
+void thread_pool::join()
+{
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!joined_)
+    {
+      joined_ = true;
+      impl_.work_finished(); // the pool's own unit: run() returns once work runs out
+    }
+  }
+  for (auto& t : threads_)
+    if (t.joinable())
+      t.join();
+  std::exception_ptr e;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    e = std::exchange(first_exception_, nullptr);
+  }
+  if (e)
+    std::rethrow_exception(e);
+}
+
+void thread_pool::wait()
+{
+  join();
+}
+
+} // namespace zokio

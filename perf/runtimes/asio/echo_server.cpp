@@ -1,0 +1,101 @@
+// TCP echo server for the Asio-shaped runtimes (zokio, asio_epoll, asio_uring):
+// one source, three binaries; see runtime.hpp.
+//
+//   echo_server --port P [--buf BYTES]
+//
+// The idiomatic callback form: an accept loop, and per connection a session
+// that reads what is there (async_read_some into its own buffer) and writes it
+// back (async_write), then reads again. One thread runs the context.
+//
+// SIGTERM or SIGINT stops the context; the server then prints the context's
+// statistics as one JSON object on stdout ({} for Asio) and exits.
+#include "runtime.hpp"
+
+#include <csignal>
+#include <memory>
+#include <thread>
+
+namespace {
+
+using tcp = rt::ip::tcp;
+
+class session : public std::enable_shared_from_this<session> {
+public:
+  session(tcp::socket socket, std::size_t buf)
+      : socket_(std::move(socket)), data_(new char[buf]), size_(buf) {}
+
+  void start() { read(); }
+
+private:
+  void read() {
+    socket_.async_read_some(perf::asio::buffer(data_.get(), size_),
+                            [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                              if (!ec) self->write(n);
+                            });
+  }
+  void write(std::size_t n) {
+    perf::asio::async_write(socket_, perf::asio::buffer(data_.get(), n),
+                            [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                              if (!ec) self->read();
+                            });
+  }
+
+  tcp::socket socket_;
+  std::unique_ptr<char[]> data_;
+  std::size_t size_;
+};
+
+class server {
+public:
+  server(rt::io_context& ctx, unsigned short port, std::size_t buf)
+      : acceptor_(ctx, tcp::endpoint(perf::asio::ip::make_address("127.0.0.1"), port)), buf_(buf) {
+    accept();
+  }
+
+private:
+  void accept() {
+    acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
+      if (!ec) {
+        socket.set_option(tcp::no_delay(true), ec);
+        std::make_shared<session>(std::move(socket), buf_)->start();
+      } else if (ec == perf::asio::error::operation_aborted) {
+        return;
+      }
+      accept();
+    });
+  }
+
+  tcp::acceptor acceptor_;
+  std::size_t buf_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  perf::options o(argc, argv);
+  const auto port = static_cast<unsigned short>(o.num("port", 7000));
+  const auto buf = std::size_t(o.num("buf", 4096));
+
+  // Signals are taken by a helper thread (sigwait) that posts the stop; every
+  // other thread has them blocked.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  rt::io_context ctx;
+  server s(ctx, port, buf);
+  auto guard = perf::asio::make_work_guard(ctx);
+  std::thread stopper([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    perf::asio::post(ctx, [&] { ctx.stop(); });
+  });
+  stopper.detach();
+  std::fprintf(stderr, "%s echo server on 127.0.0.1:%u\n", perf::runtime_name, port);
+  ctx.run();
+  perf::json_line().add("runtime", perf::runtime_name)
+      .raw("stats", perf::context_statistics(ctx)).print();
+  std::_Exit(0);  // sessions are left to the OS
+}

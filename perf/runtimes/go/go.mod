@@ -1,0 +1,3 @@
+module zokio.perf/echo
+
+go 1.19

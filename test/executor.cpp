@@ -396,10 +396,10 @@ BOOST_AUTO_TEST_CASE(asio_steady_timer_on_zokio_context)
 {
   using Context = zokio::io_context;
   Context ctx;
+  auto t0 = std::chrono::steady_clock::now(); // before the expiry is computed
   asio::steady_timer timer(ctx, 20ms);
   boost::system::error_code result = asio::error::would_block;
   bool in_context = false;
-  auto t0 = std::chrono::steady_clock::now();
   timer.async_wait([&](boost::system::error_code ec) {
     result = ec;
     in_context = ctx.get_executor().running_in_this_thread();

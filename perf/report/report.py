@@ -34,6 +34,9 @@ GROUP_TITLES = {
     "echo_latency": "TCP echo latency p50 / p99 (µs, lower is better)",
     "echo_latency_tail": "TCP echo latency p99.9 (µs, lower is better)",
     "echo_cpu": "TCP echo server CPU per message (µs, lower is better)",
+    "echo_pool2_throughput": "TCP echo on 2 workers (thread pools; Tokio multi_thread), messages/s, higher is better",
+    "echo_pool2_latency": "TCP echo on 2 workers: p99 latency (µs, lower is better)",
+    "http": "HTTP hello over Beast under wrk (requests/s higher is better; µs lower is better)",
     "syscalls": "Server system calls per echoed message (lower is better)",
     "idle_memory": "Server RSS per idle connection (bytes, lower is better)",
 }
@@ -271,7 +274,35 @@ plot {plots}
     return made
 
 
-def write_all(doc, outdir):
+README_BEGIN = "<!-- perf:begin (written by perf/report/report.py after a full run) -->"
+README_END = "<!-- perf:end -->"
+
+
+def update_readme(doc, md, outdir, readme):
+    """Puts the table of a full run (up to the spread section) and its charts
+    into README.md between the perf markers, so the README always shows the
+    latest full result and the command that made it."""
+    try:
+        with open(readme) as f:
+            text = f.read()
+    except OSError:
+        return
+    if README_BEGIN not in text or README_END not in text:
+        return
+    rel = os.path.relpath(outdir, os.path.dirname(readme))
+    table = md.split("## Spread")[0].split("\n", 1)[1].strip()  # without the title
+    section = [README_BEGIN, "", table, "",
+               f"Spread, zokio's statistics and failed or noisy runs: [{rel}/latest.md]({rel}/latest.md).", ""]
+    for c in doc.get("charts") or []:
+        section.append(f"![{c['title']}]({rel}/{c['file']})")
+    section += ["", README_END]
+    head, rest = text.split(README_BEGIN, 1)
+    tail = rest.split(README_END, 1)[1]
+    with open(readme, "w") as f:
+        f.write(head + "\n".join(section) + tail)
+
+
+def write_all(doc, outdir, readme=None):
     for old in os.listdir(outdir):
         if old.endswith((".svg", ".png")):
             os.unlink(os.path.join(outdir, old))
@@ -279,6 +310,8 @@ def write_all(doc, outdir):
     md = markdown(doc)
     with open(os.path.join(outdir, "latest.md"), "w") as f:
         f.write(md)
+    if readme and doc.get("mode") == "full":
+        update_readme(doc, md, outdir, readme)
     return md
 
 

@@ -93,13 +93,13 @@ def free_port():
 class Server:
     """An echo server process, pinned to the server core, stopped by pid."""
 
-    def __init__(self, cmd, port, env=None):
+    def __init__(self, cmd, port, env=None, cores=SERVER_CORE):
         self.cmd = cmd
         self.port = port
         self.stats = {}
         self.out = tempfile.TemporaryFile(mode="w+")
         self.err = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(PRIO + ["taskset", "-c", SERVER_CORE] + cmd,
+        self.proc = subprocess.Popen(PRIO + ["taskset", "-c", cores] + cmd,
                                      stdout=self.out, stderr=self.err, text=True, env=env)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -224,6 +224,13 @@ class Paths:
             return [node, js] if node else None
         return None
 
+    def http(self, rt):
+        """Command prefix of the Beast HTTP server for rt, or None if not built."""
+        if rt in ("zokio", "asio_epoll", "asio_uring"):
+            p = os.path.join(self.bin, f"perf_http_server_{rt}")
+            return [p] if os.access(p, os.X_OK) else None
+        return None
+
     def loadgen(self):
         p = os.path.join(self.bin, "perf_loadgen")
         return [p] if os.access(p, os.X_OK) else None
@@ -280,18 +287,23 @@ class EchoExperiment(Experiment):
     """An echo server on core 0 under perf_loadgen on core 1."""
 
     def __init__(self, name, conns, size, inflight, duration, warmup, rows,
-                 runtimes=ECHO_RUNTIMES, syscalls=False, scenario="echo_tcp"):
+                 runtimes=ECHO_RUNTIMES, syscalls=False, scenario="echo_tcp",
+                 server_args=None, server_cores=SERVER_CORE):
         super().__init__(scenario, name, list(runtimes), rows, timeout=duration + warmup + 60)
         self.conns, self.size, self.inflight = conns, size, inflight
         self.duration, self.warmup = duration, warmup
         self.syscalls = syscalls
+        # server_args(rt): extra server arguments per runtime (thread counts).
+        self.server_args = server_args or (lambda rt: [])
+        self.server_cores = server_cores
 
     def available(self, paths, rt):
         return paths.echo(rt) is not None and paths.loadgen() is not None
 
     def run_once(self, paths, rt):
         port = free_port()
-        with Server(paths.echo(rt) + ["--port", str(port)], port) as srv:
+        with Server(paths.echo(rt) + ["--port", str(port)] + self.server_args(rt), port,
+                    cores=self.server_cores) as srv:
             cmd = PRIO + ["taskset", "-c", LOAD_CORE] + paths.loadgen() + [
                 "--port", str(port), "--conns", str(self.conns), "--size", str(self.size),
                 "--inflight", str(self.inflight), "--duration", str(self.duration),
@@ -333,6 +345,60 @@ class EchoExperiment(Experiment):
             raise RunError(f"perf stat gave no syscall count: {err.strip()[-500:]}")
         res["server_syscalls_per_msg"] = total / msgs
         res["server_uring_enter_per_msg"] = counts.get("syscalls:sys_enter_io_uring_enter", 0) / msgs
+        return res
+
+
+def proc_cpu_us(pid):
+    """User + system CPU time of a process so far, in microseconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1e6 / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_duration_us(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        raise RunError(f"wrk: unreadable latency {text!r}")
+    return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
+
+
+class HttpExperiment(Experiment):
+    """A Beast HTTP "hello" server on core 0 under wrk (keep-alive) on core 1."""
+
+    def __init__(self, conns, duration, rows, runtimes=("zokio", "asio_epoll", "asio_uring")):
+        super().__init__("http_hello", "http_hello", list(runtimes), rows, timeout=duration + 60)
+        self.conns, self.duration = conns, duration
+
+    def available(self, paths, rt):
+        return paths.http(rt) is not None and shutil.which("wrk") is not None
+
+    def run_once(self, paths, rt):
+        port = free_port()
+        with Server(paths.http(rt) + ["--port", str(port)], port) as srv:
+            cpu0 = proc_cpu_us(srv.pid)
+            cmd = PRIO + ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{self.conns}",
+                          f"-d{self.duration}s", "--latency", f"http://127.0.0.1:{port}/"]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout)
+            cpu1 = proc_cpu_us(srv.pid)
+        out = proc.stdout
+        if proc.returncode != 0:
+            raise RunError(f"wrk exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
+        # A wrong answer or a dropped connection spoils the row: fail loudly.
+        bad = re.search(r"(Non-2xx or 3xx responses|Socket errors):.*", out)
+        if bad:
+            raise RunError(f"wrk: {bad.group(0)}")
+        rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        total = re.search(r"(\d+) requests in", out)
+        if not rps or not total:
+            raise RunError(f"wrk: no result\n{out[-1000:]}")
+        res = {"requests_per_sec": float(rps.group(1)), "requests": int(total.group(1)),
+               "conns": self.conns}
+        for pct, key in (("50", "p50_us"), ("99", "p99_us")):
+            m = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", out, re.M)
+            if m:
+                res[key] = wrk_duration_us(m.group(1))
+        res["server_cpu_us_per_req"] = (cpu1 - cpu0) / max(1, res["requests"])
+        res["stats"] = srv.stats
         return res
 
 
@@ -450,7 +516,7 @@ def catalogue(mode):
         for op, olabel in ops for style, slabel in styles],
         runtimes=("zokio", "asio_epoll", "asio_uring"), cores=BOTH_CORES, timeout=300))
     # 6. echo_tcp (+ 8. system calls per message on the 64 x 64 B shape)
-    dur, warm = pick(1, 0.7, 3), pick(0.3, 0.2, 0.5)
+    dur, warm = pick(1, 0.7, 2), pick(0.3, 0.2, 0.5)
     echo_shapes = [
         ("1 conn ping-pong 64 B", 1, 64, 1, False),
         ("64 conns x 64 B", 64, 64, 1, True),
@@ -475,6 +541,26 @@ def catalogue(mode):
                     "calls/msg"),
                 Row(f"kernel entries/msg, own counters ({label})", "syscalls",
                     "server_kernel_entries_per_msg", "entries/msg")], syscalls=True, scenario="syscalls_per_message"))
+    # 6b. echo on two workers: zokio::thread_pool and asio::thread_pool of 2
+    # workers, Tokio multi_thread with 2 workers. The server may use both
+    # cores, so it shares core 1 with the load generator: these rows compare
+    # the runtimes with each other, not with the one-thread rows above.
+    pool_args = {"tokio": ["--threads", "2"]}
+    for label, conns, size, inflight, _ in echo_shapes:
+        if conns < 64 or size != 64:
+            continue
+        rows = [Row(f"echo {label} (pool, 2 workers): throughput", "echo_pool2_throughput",
+                    "msgs_per_sec", "msg/s", "higher"),
+                Row(f"echo {label} (pool, 2 workers): p99", "echo_pool2_latency", "p99_us", "µs")]
+        ex.append(EchoExperiment(f"echo_{conns}x{size}x{inflight}_pool2", conns, size, inflight,
+                                 dur, warm, rows, runtimes=("zokio", "asio_epoll", "asio_uring", "tokio"),
+                                 server_args=lambda rt: pool_args.get(rt, ["--threads", "2", "--pool", "1"]),
+                                 server_cores=BOTH_CORES))
+    # 6c. HTTP "hello" over Beast, keep-alive, under wrk (zokio vs Asio)
+    ex.append(HttpExperiment(64, pick(1, 1, 2), [
+        Row("http hello 64 conns: requests", "http", "requests_per_sec", "req/s", "higher"),
+        Row("http hello 64 conns: p99", "http", "p99_us", "µs"),
+        Row("http hello 64 conns: server CPU", "http", "server_cpu_us_per_req", "µs/req")]))
     # 7. idle_memory
     ex.append(IdleMemoryExperiment(pick(200, 2_000, 10_000), [
         Row("idle memory per connection", "idle_memory", "bytes_per_conn", "bytes/conn")]))
@@ -484,7 +570,8 @@ def catalogue(mode):
     # out again on the next faults).
     for i, e in enumerate(ex):
         e.index = i  # the table keeps this order
-    order = {"echo_tcp": 0, "syscalls_per_message": 1, "idle_memory": 2, "timer_storm": 9}
+    order = {"echo_tcp": 0, "http_hello": 0, "syscalls_per_message": 1, "idle_memory": 2,
+             "timer_storm": 9}
     ex.sort(key=lambda e: order.get(e.scenario, 5))
     return ex
 
@@ -622,7 +709,10 @@ def main():
     os.makedirs(args.results, exist_ok=True)
     with open(os.path.join(args.results, "latest.json"), "w") as f:
         json.dump(doc, f, indent=1, ensure_ascii=False)
-    md = report.write_all(doc, args.results)
+    # A full run of every scenario into perf/results also refreshes README.md.
+    full_set = args.mode == "full" and not args.only and \
+        os.path.abspath(args.results) == os.path.join(PERF, "results")
+    md = report.write_all(doc, args.results, os.path.join(TOP, "README.md") if full_set else None)
     print(md)
     if failures:
         log(f"{len(failures)} run(s) failed:")

@@ -1,11 +1,13 @@
 // TCP echo server for the Asio-shaped runtimes (zokio, asio_epoll, asio_uring):
 // one source, three binaries; see runtime.hpp.
 //
-//   echo_server --port P [--buf BYTES]
+//   echo_server --port P [--buf BYTES] [--threads T [--pool 1]]
 //
 // The idiomatic callback form: an accept loop, and per connection a session
 // that reads what is there (async_read_some into its own buffer) and writes it
-// back (async_write), then reads again. One thread runs the context.
+// back (async_write), then reads again. One thread runs the context by
+// default; --threads T runs it on T threads; --pool 1 serves on a thread pool
+// of T workers instead (zokio::thread_pool or asio::thread_pool).
 //
 // SIGTERM or SIGINT stops the context; the server then prints the context's
 // statistics as one JSON object on stdout ({} for Asio) and exits.
@@ -14,6 +16,7 @@
 #include <csignal>
 #include <memory>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -47,7 +50,8 @@ private:
 
 class server {
 public:
-  server(rt::io_context& ctx, unsigned short port, std::size_t buf)
+  template <class Context>
+  server(Context& ctx, unsigned short port, std::size_t buf)
       : acceptor_(ctx, tcp::endpoint(perf::asio::ip::make_address("127.0.0.1"), port)), buf_(buf) {
     accept();
   }
@@ -84,6 +88,23 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  const auto threads = unsigned(o.num("threads", 1));
+  if (o.num("pool", 0) != 0) {
+    // The pool's workers run from construction; the main thread waits for
+    // the signal and stops it.
+    rt::thread_pool pool(threads);
+    server s(pool, port, buf);
+    std::fprintf(stderr, "%s echo server on 127.0.0.1:%u (pool of %u)\n", perf::runtime_name, port,
+                 threads);
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    pool.stop();
+    pool.join();
+    perf::json_line().add("runtime", perf::runtime_name)
+        .raw("stats", perf::context_statistics(pool)).print();
+    std::_Exit(0);
+  }
+
   rt::io_context ctx;
   server s(ctx, port, buf);
   auto guard = perf::asio::make_work_guard(ctx);
@@ -93,8 +114,12 @@ int main(int argc, char** argv) {
     perf::asio::post(ctx, [&] { ctx.stop(); });
   });
   stopper.detach();
-  std::fprintf(stderr, "%s echo server on 127.0.0.1:%u\n", perf::runtime_name, port);
+  std::fprintf(stderr, "%s echo server on 127.0.0.1:%u (%u thread%s)\n", perf::runtime_name, port,
+               threads, threads == 1 ? "" : "s");
+  std::vector<std::thread> others;
+  for (unsigned i = 1; i < threads; ++i) others.emplace_back([&] { ctx.run(); });
   ctx.run();
+  for (auto& t : others) t.join();
   perf::json_line().add("runtime", perf::runtime_name)
       .raw("stats", perf::context_statistics(ctx)).print();
   std::_Exit(0);  // sessions are left to the OS

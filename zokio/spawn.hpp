@@ -81,6 +81,13 @@ private:
  * thread is not running). Its result, or the exception that escapes it,
  * fills the returned handle. @c T must be default-constructible (as for
  * co_spawn).
+ *
+ * On a zokio::thread_pool executor (when the coroutine's executor type can
+ * hold a strand, as any_io_executor can) the coroutine runs on a new strand
+ * of the pool: its resumptions never overlap, and abort() reaches it through
+ * the strand. A cancellation requested before the coroutine's body has
+ * started keeps the body from running: the handle then fails with
+ * boost::asio::error::operation_aborted.
  */
 template <typename Executor, typename T, typename AwaitableExecutor>
   requires (boost::asio::execution::is_executor<Executor>::value

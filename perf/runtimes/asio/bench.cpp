@@ -24,6 +24,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <thread>
@@ -394,8 +396,10 @@ void tokio_shape(const std::string& name, const options& o) {
 //   use_awaitable      co_await op(asio::use_awaitable)
 //   callback           a plain completion handler chain
 // The two-thread styles run a tenth as many operations. Each figure is the
-// median of --repeats measurements (wall time / operations); the styles are
-// interleaved, so a disturbance of the machine spreads over all of them.
+// median of --repeats measurements, of wall time / operations (<op>_<style>_ns)
+// and of the process's CPU time / operations (<op>_<style>_cpu_ns, which a
+// busy machine disturbs less); the styles are interleaved, so a disturbance
+// of the machine spreads over all of them.
 struct timer_wait_op {
   static constexpr const char* name = "timer";
   rt::steady_timer* timer;
@@ -424,12 +428,18 @@ Op make_op(rt::io_context& ctx, rt::steady_timer& timer) {
 // ns per operation of `body` run once on a fresh context with `threads` == 1
 // (the body starts the work and the calling thread runs the context) or 2
 // (a second thread runs the context while the body waits on this one).
+struct op_cost {
+  double wall_ns;  // wall time per operation
+  double cpu_ns;   // CPU time of the process (all threads) per operation
+};
+
 template <class Op, class Body>
-double measure_op(std::uint64_t n, bool other_thread, Body&& body) {
+op_cost measure_op(std::uint64_t n, bool other_thread, Body&& body) {
   rt::io_context ctx;
   rt::steady_timer timer(ctx);
   Op op = make_op<Op>(ctx, timer);
   std::uint64_t t0 = 0, t1 = 0;
+  const std::uint64_t c0 = process_cpu_ns();
   if (other_thread) {
     auto guard = asio::make_work_guard(ctx);
     std::thread runner([&] { ctx.run(); });
@@ -444,7 +454,12 @@ double measure_op(std::uint64_t n, bool other_thread, Body&& body) {
     ctx.run();
     t1 = now_ns();
   }
-  return double(t1 - t0) / double(n);
+  const std::uint64_t c1 = process_cpu_ns();
+  // PERF_FUTURE_STATS=1: the context's counters of each measurement on stderr.
+  if (std::getenv("PERF_FUTURE_STATS"))
+    std::fprintf(stderr, "%s %.1f ns/op %s\n", Op::name, double(t1 - t0) / double(n),
+                 context_statistics(ctx).c_str());
+  return {double(t1 - t0) / double(n), double(c1 - c0) / double(n)};
 }
 
 template <class Op>
@@ -505,17 +520,23 @@ void future_ops_for(json_line& j, std::uint64_t n, unsigned repeats) {
     asio::post(ctx, [&op] { op(callback_step<Op>{&op, &left}); });
   }});
 
-  std::vector<std::vector<double>> results(styles.size());
+  std::vector<std::vector<double>> wall(styles.size()), cpu(styles.size());
   for (unsigned r = 0; r < repeats; ++r)
     for (std::size_t i = 0; i < styles.size(); ++i) {
       const style& s = styles[i];
       std::uint64_t k = s.other_thread ? std::max<std::uint64_t>(n / 10, 1) : n;
-      results[i].push_back(measure_op<Op>(k, s.other_thread, s.body));
+      op_cost c = measure_op<Op>(k, s.other_thread, s.body);
+      wall[i].push_back(c.wall_ns);
+      cpu[i].push_back(c.cpu_ns);
     }
-  for (std::size_t i = 0; i < styles.size(); ++i) {
-    auto& v = results[i];
+  auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
-    j.add(std::string(Op::name) + "_" + styles[i].name + "_ns", v[v.size() / 2]);
+    return v[v.size() / 2];
+  };
+  for (std::size_t i = 0; i < styles.size(); ++i) {
+    const std::string key = std::string(Op::name) + "_" + styles[i].name;
+    j.add(key + "_ns", median(wall[i]));
+    j.add(key + "_cpu_ns", median(cpu[i]));
   }
 }
 

@@ -9,6 +9,7 @@ namespace {
 detail::scheduler& add_scheduler(thread_pool& pool, std::size_t threads)
 {
   auto impl = std::make_unique<detail::scheduler>(pool, static_cast<int>(threads));
+  impl->set_kind(detail::scheduler::context_kind::thread_pool);
   boost::asio::add_service<detail::scheduler>(pool, impl.get());
   return *impl.release();
 }

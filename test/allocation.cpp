@@ -9,6 +9,7 @@
 #include <zokio/detail/uring/ops/nop_op.hpp>
 #include <zokio/ip/tcp.hpp>
 #include <zokio/thread_pool.hpp>
+#include <zokio/future.hpp>
 
 #define BOOST_TEST_MODULE allocation
 #include <boost/test/unit_test.hpp>
@@ -323,4 +324,60 @@ BOOST_AUTO_TEST_CASE(coroutine_socket_echo_on_a_pool_allocates_nothing)
   pool.join();
   BOOST_TEST(count.load() == rounds);
   BOOST_TEST(at_end.load() - at_start.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(use_future_coroutine_loop_allocates_nothing)
+{
+  // co_await of zokio futures: the shared state, the timer wait and the
+  // operation's cancellation handler all come from per-thread caches.
+  zokio::io_context ctx;
+  long at_start = 0;
+  int count = 0;
+  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+    zokio::steady_timer timer(co_await asio::this_coro::executor);
+    for (int i = 0; i < warm_up + measured; ++i)
+    {
+      if (i == warm_up)
+        at_start = allocations.load();
+      timer.expires_after(std::chrono::nanoseconds(0));
+      co_await timer.async_wait(zokio::use_future);
+      co_await zokio::detail::async_nop(ctx.get_executor(), zokio::use_future);
+      ++count;
+    }
+  }, asio::detached);
+  ctx.run();
+  BOOST_TEST(count == warm_up + measured);
+  BOOST_TEST(allocations.load() - at_start == 0);
+}
+
+BOOST_AUTO_TEST_CASE(use_future_then_chain_allocates_nothing)
+{
+  zokio::io_context ctx;
+  zokio::steady_timer timer(ctx);
+  long at_start = 0;
+  int count = 0;
+  struct step
+  {
+    zokio::steady_timer* timer;
+    int* count;
+    long* at_start;
+    void operator()(std::exception_ptr e)
+    {
+      BOOST_TEST(!e);
+      if (++*count == warm_up)
+        *at_start = allocations.load();
+      if (*count < warm_up + measured)
+      {
+        timer->expires_after(std::chrono::nanoseconds(0));
+        timer->async_wait(zokio::use_future).then(*this);
+      }
+    }
+  };
+  asio::post(ctx, [&] {
+    timer.expires_after(std::chrono::nanoseconds(0));
+    timer.async_wait(zokio::use_future).then(step{&timer, &count, &at_start});
+  });
+  ctx.run();
+  BOOST_TEST(count == warm_up + measured);
+  BOOST_TEST(allocations.load() - at_start == 0);
 }

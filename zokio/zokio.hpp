@@ -8,15 +8,20 @@
 #include <zokio/basic_stream_socket.hpp>
 #include <zokio/connect.hpp>
 #include <zokio/error.hpp>
+#include <zokio/future.hpp>
 #include <zokio/io_context.hpp>
 #include <zokio/ip/tcp.hpp>
 #include <zokio/ip/udp.hpp>
 #include <zokio/priority.hpp>
+#include <zokio/spawn.hpp>
 #include <zokio/statistics.hpp>
 #include <zokio/thread_pool.hpp>
 #include <zokio/timer/basic_waitable_timer.hpp>
 #include <zokio/timer/high_resolution_timer.hpp>
 #include <zokio/timer/steady_timer.hpp>
 #include <zokio/timer/system_timer.hpp>
+#include <zokio/timeout.hpp>
+#include <zokio/when_all.hpp>
+#include <zokio/when_any.hpp>
 
 #endif // ZOKIO_ZOKIO_HPP

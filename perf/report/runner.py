@@ -500,6 +500,21 @@ def catalogue(mode):
             threads=2))
     ex.append(BenchExperiment("spawn_outside", "spawn_outside_t2", ["--tasks", outside], [
         Row("spawn_outside (2 threads)", "rt_shapes_t2", "ns_per_op", "ns/op")], threads=2))
+    # 5c. future_ops: one operation through each completion style (the
+    # zokio::use_future styles exist in zokio's column only). Two cores: the
+    # get() styles wait on one thread while the context runs on another.
+    n = pick(2_000, 50_000, 200_000)
+    styles = [("zokio_future", "zokio::use_future, co_await"),
+              ("zokio_future_then", "zokio::use_future, then()"),
+              ("zokio_future_get", "zokio::use_future, get() from another thread"),
+              ("asio_future", "asio::use_future, get() from another thread"),
+              ("use_awaitable", "asio::use_awaitable"),
+              ("callback", "callbacks")]
+    ops = [("timer", "zero-length timer wait"), ("post", "post round trip")]
+    ex.append(BenchExperiment("future_ops", "future_ops", ["--ops", n, "--repeats", pick(1, 3, 3)], [
+        Row(f"{olabel}: {slabel}", "future_ops", f"{op}_{style}_ns", "ns/op")
+        for op, olabel in ops for style, slabel in styles],
+        runtimes=("zokio", "asio_epoll", "asio_uring"), cores=BOTH_CORES, timeout=300))
     # 6. echo_tcp (+ 8. system calls per message on the 64 x 64 B shape)
     dur, warm = pick(1, 0.7, 2), pick(0.3, 0.2, 0.5)
     echo_shapes = [

@@ -14,13 +14,19 @@
 //   chained_spawn    --depth N --iters I
 //   spawn_outside    --tasks N [--busy 1]           handlers submitted from another thread
 //   (the five shapes above take --pool 1: a thread pool of --threads workers)
+//   future_ops       --ops N [--repeats R]        one operation through each completion style
 //
 // Prints one JSON object: {"runtime", "scenario", "threads", metrics..., "stats"}.
 #include "runtime.hpp"
 
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -375,6 +381,175 @@ void tokio_shape(const std::string& name, const options& o) {
   }
 }
 
+
+// --- future_ops ------------------------------------------------------------------
+// One operation that completes without waiting for anything external, consumed
+// through each completion style, on a fresh io_context per measurement:
+//   timer  a steady_timer wait of zero length
+//   post   a round trip through the context's queue (asio::post)
+// Styles (key <op>_<style>_ns):
+//   zokio_future       co_await op(zokio::use_future) in an awaitable coroutine (zokio only)
+//   zokio_future_then  a chain op(zokio::use_future).then(next) (zokio only)
+//   zokio_future_get   op(zokio::use_future).get() on a thread that does not run
+//                      the context; the context runs on a second thread (zokio only)
+//   asio_future        op(asio::use_future).get(), std::future, the same two threads
+//   use_awaitable      co_await op(asio::use_awaitable)
+//   callback           a plain completion handler chain
+// The two-thread styles run a tenth as many operations. Each figure is the
+// median of --repeats measurements, of wall time / operations (<op>_<style>_ns)
+// and of the process's CPU time / operations (<op>_<style>_cpu_ns, which a
+// busy machine disturbs less); the styles are interleaved, so a disturbance
+// of the machine spreads over all of them.
+struct timer_wait_op {
+  static constexpr const char* name = "timer";
+  rt::steady_timer* timer;
+  template <class Token>
+  auto operator()(Token&& token) {
+    timer->expires_after(std::chrono::nanoseconds(0));
+    return timer->async_wait(std::forward<Token>(token));
+  }
+};
+
+struct post_round_trip_op {
+  static constexpr const char* name = "post";
+  rt::io_context* ctx;
+  template <class Token>
+  auto operator()(Token&& token) {
+    return asio::post(*ctx, std::forward<Token>(token));
+  }
+};
+
+template <class Op>
+Op make_op(rt::io_context& ctx, rt::steady_timer& timer) {
+  if constexpr (std::is_same_v<Op, timer_wait_op>) return Op{&timer};
+  else return Op{&ctx};
+}
+
+// ns per operation of `body` run once on a fresh context with `threads` == 1
+// (the body starts the work and the calling thread runs the context) or 2
+// (a second thread runs the context while the body waits on this one).
+struct op_cost {
+  double wall_ns;  // wall time per operation
+  double cpu_ns;   // CPU time of the process (all threads) per operation
+};
+
+template <class Op, class Body>
+op_cost measure_op(std::uint64_t n, bool other_thread, Body&& body) {
+  rt::io_context ctx;
+  rt::steady_timer timer(ctx);
+  Op op = make_op<Op>(ctx, timer);
+  std::uint64_t t0 = 0, t1 = 0;
+  const std::uint64_t c0 = process_cpu_ns();
+  if (other_thread) {
+    auto guard = asio::make_work_guard(ctx);
+    std::thread runner([&] { ctx.run(); });
+    t0 = now_ns();
+    body(ctx, op, n);
+    t1 = now_ns();
+    guard.reset();
+    runner.join();
+  } else {
+    t0 = now_ns();
+    body(ctx, op, n);
+    ctx.run();
+    t1 = now_ns();
+  }
+  const std::uint64_t c1 = process_cpu_ns();
+  // PERF_FUTURE_STATS=1: the context's counters of each measurement on stderr.
+  if (std::getenv("PERF_FUTURE_STATS"))
+    std::fprintf(stderr, "%s %.1f ns/op %s\n", Op::name, double(t1 - t0) / double(n),
+                 context_statistics(ctx).c_str());
+  return {double(t1 - t0) / double(n), double(c1 - c0) / double(n)};
+}
+
+template <class Op>
+struct callback_step {
+  Op* op;
+  std::uint64_t* left;
+  void operator()(boost::system::error_code = {}) {
+    if (--*left > 0) (*op)(*this);
+  }
+};
+
+#if defined(PERF_RUNTIME_ZOKIO)
+template <class Op>
+struct then_step {
+  Op* op;
+  std::uint64_t* left;
+  void operator()(std::exception_ptr) {
+    if (--*left > 0) (*op)(zokio::use_future).then(*this);
+  }
+};
+#endif
+
+template <class Op>
+void future_ops_for(json_line& j, std::uint64_t n, unsigned repeats) {
+  struct style {
+    const char* name;
+    bool other_thread;
+    void (*body)(rt::io_context&, Op&, std::uint64_t);
+  };
+  std::vector<style> styles;
+#if defined(PERF_RUNTIME_ZOKIO)
+  styles.push_back({"zokio_future", false, [](rt::io_context& ctx, Op& op, std::uint64_t k) {
+    asio::co_spawn(ctx, [&op, k]() -> asio::awaitable<void> {
+      for (std::uint64_t i = 0; i < k; ++i) co_await op(zokio::use_future);
+    }, asio::detached);
+  }});
+  styles.push_back({"zokio_future_then", false, [](rt::io_context& ctx, Op& op, std::uint64_t k) {
+    // The chain's counter lives as long as the context runs (measure_op).
+    static thread_local std::uint64_t left;
+    left = k;
+    asio::post(ctx, [&op] { op(zokio::use_future).then(then_step<Op>{&op, &left}); });
+  }});
+  styles.push_back({"zokio_future_get", true, [](rt::io_context&, Op& op, std::uint64_t k) {
+    for (std::uint64_t i = 0; i < k; ++i) op(zokio::use_future).get();
+  }});
+#endif
+  styles.push_back({"asio_future", true, [](rt::io_context&, Op& op, std::uint64_t k) {
+    for (std::uint64_t i = 0; i < k; ++i) op(asio::use_future).get();
+  }});
+  styles.push_back({"use_awaitable", false, [](rt::io_context& ctx, Op& op, std::uint64_t k) {
+    asio::co_spawn(ctx, [&op, k]() -> asio::awaitable<void> {
+      for (std::uint64_t i = 0; i < k; ++i) co_await op(asio::use_awaitable);
+    }, asio::detached);
+  }});
+  styles.push_back({"callback", false, [](rt::io_context& ctx, Op& op, std::uint64_t k) {
+    static thread_local std::uint64_t left;
+    left = k;
+    asio::post(ctx, [&op] { op(callback_step<Op>{&op, &left}); });
+  }});
+
+  std::vector<std::vector<double>> wall(styles.size()), cpu(styles.size());
+  for (unsigned r = 0; r < repeats; ++r)
+    for (std::size_t i = 0; i < styles.size(); ++i) {
+      const style& s = styles[i];
+      std::uint64_t k = s.other_thread ? std::max<std::uint64_t>(n / 10, 1) : n;
+      op_cost c = measure_op<Op>(k, s.other_thread, s.body);
+      wall[i].push_back(c.wall_ns);
+      cpu[i].push_back(c.cpu_ns);
+    }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  for (std::size_t i = 0; i < styles.size(); ++i) {
+    const std::string key = std::string(Op::name) + "_" + styles[i].name;
+    j.add(key + "_ns", median(wall[i]));
+    j.add(key + "_cpu_ns", median(cpu[i]));
+  }
+}
+
+void future_ops(const options& o) {
+  const std::uint64_t n = o.num("ops", 200'000);
+  const auto repeats = unsigned(std::max<std::uint64_t>(1, o.num("repeats", 3)));
+  json_line j = header("future_ops", 1);
+  j.add("ops", n).add("repeats", std::uint64_t(repeats));
+  future_ops_for<timer_wait_op>(j, n, repeats);
+  future_ops_for<post_round_trip_op>(j, n, repeats);
+  j.print();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -391,6 +566,7 @@ int main(int argc, char** argv) {
   else if (s == "spawn_many" || s == "yield_many" || s == "ping_pong" || s == "chained_spawn"
            || s == "spawn_outside")
     tokio_shape(s, o);
+  else if (s == "future_ops") future_ops(o);
   else {
     std::fprintf(stderr, "unknown scenario '%s'\n", s.c_str());
     return 2;

@@ -108,6 +108,13 @@ public:
 
   int concurrency_hint() const noexcept { return concurrency_hint_; }
 
+  // The kind of context whose implementation this is (context() is not
+  // polymorphic). Set once by the context's constructor, before any other
+  // thread can see the scheduler.
+  enum class context_kind : unsigned char { io_context, thread_pool };
+  context_kind kind() const noexcept { return kind_; }
+  void set_kind(context_kind k) noexcept { kind_ = k; }
+
   // Run functions (asio::io_context semantics). Deadlines are
   // std::chrono::steady_clock nanoseconds since its epoch.
   std::size_t run() { return do_run(mode_run, no_deadline); }
@@ -375,6 +382,7 @@ private:
   std::atomic<int> num_searching_{0};  // runners looking for work to steal
   std::atomic<int> runner_count_{0};   // runners in the list
   bool shutdown_ = false;
+  context_kind kind_ = context_kind::io_context;
 
   inject_queue inject_;      // normal class, queued from outside or overflowing
   inject_queue immediate_;   // immediate class

@@ -713,6 +713,8 @@ def main():
     full_set = args.mode == "full" and not args.only and \
         os.path.abspath(args.results) == os.path.join(PERF, "results")
     md = report.write_all(doc, args.results, os.path.join(TOP, "README.md") if full_set else None)
+    with open(os.path.join(args.results, "latest.json"), "w") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)  # again, with the chart list
     print(md)
     if failures:
         log(f"{len(failures)} run(s) failed:")

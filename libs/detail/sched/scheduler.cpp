@@ -226,10 +226,14 @@ bool scheduler::spin_for_work(runner& r) noexcept
   {
     for (int i = 0; i < 16; ++i)
       __builtin_ia32_pause();
+    // Not the ring's IORING_SQ_TASKRUN flag: the kernel can leave it set with
+    // no task work queued (it sets the flag after queueing the work, and the
+    // owner may run the work in between), and a spin that trusted it would
+    // loop forever without reaching the sleep below. Task work that is real
+    // runs when the sleep enters the kernel.
     if (inject_.maybe_nonempty_relaxed() || immediate_.maybe_nonempty_relaxed()
         || background_.maybe_nonempty_relaxed() || r.remote_.maybe_nonempty_relaxed()
-        || r.ring_->cq_ready() != 0
-        || r.ring_->needs_getevents() || stopped_.load(std::memory_order_relaxed)
+        || r.ring_->cq_ready() != 0 || stopped_.load(std::memory_order_relaxed)
         || others_have_work(r))
       return true;
   } while (steady_now_ns() < until);
@@ -604,9 +608,13 @@ std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
       if (!may_block)
         break;
 
-      // Nothing to do. Work often arrives within microseconds (another
-      // thread feeding this one): look a little longer before paying for a
-      // sleep and a wake-up.
+      // Nothing to do here: publish the work this thread finished, so the
+      // count can reach zero (and stop the other runners) even if this
+      // thread keeps finding reasons not to sleep.
+      publish_private(r);
+
+      // Work often arrives within microseconds (another thread feeding this
+      // one): look a little longer before paying for a sleep and a wake-up.
       if (spin_for_work(r))
         continue;
 

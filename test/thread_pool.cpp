@@ -115,12 +115,10 @@ BOOST_AUTO_TEST_CASE(idle_workers_steal)
   });
   pool.join();
   BOOST_TEST(count.load() == 2000);
-  BOOST_TEST(on_poster.load() < 2000); // the other worker ran some
-#ifndef ZOKIO_STRESS_CAPACITIES
-  // With the normal 256-slot queue the burst stays local and is stolen; the
-  // stress build's 4-slot queue overflows into the shared queue instead.
-  BOOST_TEST(pool.statistics().steals > 0u);
-#endif
+  // The other worker ran part of the burst: by stealing from the poster's
+  // queue or by taking what overflowed it into the shared queue (which of
+  // the two depends on timing; detail/sched/local_queue.cpp tests stealing).
+  BOOST_TEST(on_poster.load() < 2000);
 }
 
 BOOST_AUTO_TEST_CASE(strand_on_the_pool_never_overlaps)

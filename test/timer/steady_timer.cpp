@@ -2,6 +2,7 @@
 #include <zokio/timer/steady_timer.hpp>
 #include <zokio/timer/system_timer.hpp>
 #include <zokio/timer/high_resolution_timer.hpp>
+#include <zokio/thread_pool.hpp>
 
 #define BOOST_TEST_MODULE timer
 #include <boost/test/unit_test.hpp>
@@ -24,6 +25,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include <algorithm>
+#include <future>
 #include <random>
 #include <thread>
 #include <vector>
@@ -414,6 +416,37 @@ BOOST_AUTO_TEST_CASE(handler_bound_to_a_strand_runs_on_it)
   t.async_wait(asio::bind_executor(strand, [&](error_code) { on_strand = strand.running_in_this_thread(); }));
   zokio_test::run_bounded(ctx);
   BOOST_TEST(on_strand);
+}
+
+// A timer whose I/O executor is a strand (of an io_context or of a pool, held
+// directly or in an any_io_executor) waits on the strand's context and runs
+// its handler on the strand.
+BOOST_AUTO_TEST_CASE(timer_on_a_strand_executor)
+{
+  zokio::io_context ctx;
+  auto strand = asio::make_strand(ctx.get_executor());
+  zokio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>,
+      decltype(strand)> t(strand, 1ms);
+  bool on_strand = false;
+  t.async_wait([&](error_code ec) {
+    BOOST_TEST(!ec);
+    on_strand = strand.running_in_this_thread();
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(on_strand);
+}
+
+BOOST_AUTO_TEST_CASE(timer_on_a_strand_of_the_pool)
+{
+  zokio::thread_pool pool(2);
+  auto strand = asio::make_strand(pool.get_executor());
+  zokio::steady_timer t(asio::any_io_executor(strand), 1ms);
+  std::promise<bool> on_strand;
+  t.async_wait([&](error_code ec) { on_strand.set_value(!ec && strand.running_in_this_thread()); });
+  auto f = on_strand.get_future();
+  BOOST_TEST((f.wait_for(10s) == std::future_status::ready));
+  BOOST_TEST(f.get());
+  pool.join();
 }
 
 BOOST_AUTO_TEST_CASE(system_timer_fires)

@@ -4,6 +4,7 @@
 #define ZOKIO_TIMER_BASIC_WAITABLE_TIMER_HPP
 
 #include <zokio/detail/handler_work.hpp>
+#include <zokio/detail/io_scheduler.hpp>
 #include <zokio/detail/timer/timer_service.hpp>
 #include <zokio/error.hpp>
 #include <zokio/io_context.hpp>
@@ -33,8 +34,9 @@ namespace zokio {
  * Pending waits are kept in a user-space heap per context and clock, under a
  * single kernel timeout; arming a timer costs no system call.
  *
- * The executor must belong to a zokio context: a zokio executor, or an
- * any_io_executor holding zokio::io_context::executor_type. Anything else
+ * The executor must belong to a zokio context: an io_context or thread_pool
+ * executor, a strand over one, or an any_io_executor holding any of these
+ * (the executors zokio's sockets accept). Anything else
  * makes the constructor throw boost::system::system_error with
  * zokio::error::not_a_zokio_executor.
  *
@@ -252,13 +254,10 @@ private:
 
   static service_type& service_for(const executor_type& ex)
   {
-    detail::scheduler* s = detail::scheduler_of(ex);
-    if (s == nullptr)
-    {
-      throw boost::system::system_error(
-          make_error_code(error::not_a_zokio_executor), "zokio::basic_waitable_timer");
-    }
-    return boost::asio::use_service<service_type>(s->context());
+    // A zokio executor, a strand over one, or a polymorphic executor holding
+    // either (the same executors zokio's sockets accept).
+    detail::scheduler& s = detail::io_scheduler_or_throw(ex, "zokio::basic_waitable_timer");
+    return boost::asio::use_service<service_type>(s.context());
   }
 
   class initiate_async_wait

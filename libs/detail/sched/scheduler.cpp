@@ -221,6 +221,33 @@ void scheduler::publish_private(runner& r) noexcept
 
 bool scheduler::spin_for_work(runner& r) noexcept
 {
+  // With other runners active (a pool, a context run by several threads),
+  // work handed over between them is what a spin catches: always spin.
+  // (Relaxed: a stale count only picks the other policy for one pass.)
+  if (active_runners_.load(std::memory_order_relaxed) > 1)
+    return spin_once(r);
+
+  // The only runner: adaptive. A socket-driven context (one connection's
+  // ping-pong) finds nothing in its spins, and each would cost spin_ns of CPU
+  // per message; a context fed by another thread (posts) keeps finding work
+  // and keeps spinning. Owner-thread state only.
+  if (r.spin_misses_ >= spin_miss_limit)
+  {
+    if (++r.spin_misses_ - spin_miss_limit < spin_probe_interval)
+      return false;
+    r.spin_misses_ = spin_miss_limit - 1;  // probe once; a miss disables again
+  }
+  if (spin_once(r))
+  {
+    r.spin_misses_ = 0;
+    return true;
+  }
+  ++r.spin_misses_;
+  return false;
+}
+
+bool scheduler::spin_once(runner& r) noexcept
+{
   const std::int64_t until = steady_now_ns() + spin_ns;
   do
   {

@@ -105,6 +105,8 @@ private:
   long private_work_ = 0;             // work started here, not yet published
   std::size_t in_flight_ = 0;         // SQEs given to the kernel, CQE not reaped
   int depth_ = 0;                     // nesting of run functions on the owner thread
+  unsigned spin_misses_ = 0;          // idle spins in a row that found no work
+                                      // (scheduler::spin_for_work)
   bool wake_armed_ = false;           // the eventfd read is in the ring
   std::uint64_t wake_buffer_ = 0;     // target of the eventfd read
   int wake_fd_ = -1;                  // eventfd another thread writes to wake this one

@@ -280,6 +280,15 @@ private:
   // that is about to post again, short enough to cost nothing when idle.
   static constexpr std::int64_t spin_ns = 5'000;
 
+  // Spinning only pays when another thread feeds this one; I/O completions
+  // cannot show up during a spin (the kernel runs their task work when the
+  // thread enters it). After this many spins in a row that found nothing,
+  // the only runner of a scheduler stops spinning, except for one probe spin
+  // every spin_probe_interval idle passes, which re-enables it when it finds
+  // work. (Runners of a pool always spin: see spin_for_work.)
+  static constexpr unsigned spin_miss_limit = 4;
+  static constexpr unsigned spin_probe_interval = 64;
+
   // Longest sleep for a clock that is not steady (system_clock timers must
   // notice clock changes).
   static constexpr std::int64_t max_unsteady_wait_ns = 1'000'000'000;
@@ -299,6 +308,7 @@ private:
   void flush_local(runner& r) noexcept;
   void publish_private(runner& r) noexcept;
   bool spin_for_work(runner& r) noexcept;
+  bool spin_once(runner& r) noexcept;
 
   // Appends to r's local queue, then lets an idle runner know if others
   // could take it. Once the queue has overflowed into the inject queue, new

@@ -219,13 +219,13 @@ void scheduler::publish_private(runner& r) noexcept
     work_finished(-balance);
 }
 
-bool scheduler::spin_for_work(runner& r) noexcept
+bool scheduler::spin_for_work(runner& r)
 {
   // With other runners active (a pool, a context run by several threads),
   // work handed over between them is what a spin catches: always spin.
   // (Relaxed: a stale count only picks the other policy for one pass.)
   if (active_runners_.load(std::memory_order_relaxed) > 1)
-    return spin_once(r);
+    return submit_before_spin(r) || spin_once(r);
 
   // The only runner: adaptive. A socket-driven context (one connection's
   // ping-pong) finds nothing in its spins, and each would cost spin_ns of CPU
@@ -233,10 +233,16 @@ bool scheduler::spin_for_work(runner& r) noexcept
   // and keeps spinning. Owner-thread state only.
   if (r.spin_misses_ >= spin_miss_limit)
   {
+    // Not spinning: the SQEs stay for the sleep, which submits and waits in
+    // one enter.
     if (++r.spin_misses_ - spin_miss_limit < spin_probe_interval)
       return false;
     r.spin_misses_ = spin_miss_limit - 1;  // probe once; a miss disables again
   }
+  // An inline completion of what was just submitted is not the spin's merit:
+  // it neither enables nor disables spinning.
+  if (submit_before_spin(r))
+    return true;
   if (spin_once(r))
   {
     r.spin_misses_ = 0;
@@ -244,6 +250,17 @@ bool scheduler::spin_for_work(runner& r) noexcept
   }
   ++r.spin_misses_;
   return false;
+}
+
+bool scheduler::submit_before_spin(runner& r)
+{
+  // Operations prepared by the last handlers go to the kernel before a spin,
+  // which cannot see their completions otherwise. True if one completed
+  // inline (a send into a socket with room): there is work, no spin needed.
+  if (r.ring_->sq_pending() == 0)
+    return false;
+  r.submit();
+  return r.ring_->cq_ready() != 0;
 }
 
 bool scheduler::spin_once(runner& r) noexcept
@@ -427,7 +444,7 @@ operation* scheduler::next_ready(runner& r)
   return r.queue_.pop();
 }
 
-bool scheduler::housekeeping(runner& r)
+bool scheduler::housekeeping(runner& r, bool submit)
 {
   bool got = false;
 
@@ -479,7 +496,14 @@ bool scheduler::housekeeping(runner& r)
   if (!r.backlog_.empty())
     r.flush_backlog();
   if (r.ring_->sq_pending() != 0)
-    r.submit();
+  {
+    // Deferred (submit == false) when the caller is about to go idle: the
+    // spin submits before it looks, the sleep submits and waits in one
+    // enter. A ping-pong connection then costs two enters per message
+    // (send + its inline completion, receive + wait), not three.
+    if (submit)
+      r.submit();
+  }
   else if (r.ring_->needs_getevents())
     r.enter_kernel_for_events();
   if (r.ring_->cq_ready() != 0)
@@ -614,6 +638,7 @@ std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
   const bool may_block = mode == mode_run || mode == mode_run_one;
   std::size_t n = 0;
   unsigned batch = 0;
+  bool deferred_submit = false;  // an idle pass left SQEs to a spin or sleep
 
   for (;;)
   {
@@ -623,7 +648,11 @@ std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
     operation* op = next_ready(r);
     if (op == nullptr)
     {
-      if (housekeeping(r))
+      // A run that may block leaves this pass's SQEs to the spin or the
+      // sleep below (see housekeeping); poll() must submit them before it
+      // returns.
+      deferred_submit |= may_block;
+      if (housekeeping(r, !may_block))
         continue;
       if (background_.maybe_nonempty_relaxed())
         op = pop_shared(background_);
@@ -717,6 +746,10 @@ std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
         break;
     }
   }
+  // Leaving without the sleep (stopped, deadline, run_one): what an idle
+  // pass deferred goes to the kernel now, as it would have then.
+  if (deferred_submit && r.ring_->sq_pending() != 0)
+    r.submit();
   return n;
 }
 

@@ -299,7 +299,7 @@ private:
   runner& runner_for_this_thread();
   operation* next_ready(runner& r);
   operation* pop_shared(inject_queue& q) noexcept;
-  bool housekeeping(runner& r);
+  bool housekeeping(runner& r, bool submit = true);
   operation* steal(runner& r, bool forced);
   bool others_have_work(runner& r) const noexcept;
   void run_op(runner& r, operation* op);
@@ -307,7 +307,8 @@ private:
   void post_class(operation* op, priority_class c);
   void flush_local(runner& r) noexcept;
   void publish_private(runner& r) noexcept;
-  bool spin_for_work(runner& r) noexcept;
+  bool spin_for_work(runner& r);
+  bool submit_before_spin(runner& r);
   bool spin_once(runner& r) noexcept;
 
   // Appends to r's local queue, then lets an idle runner know if others

@@ -75,6 +75,16 @@ struct future_access
     return f.state_;
   }
 
+  // The outcome of a future whose continuation has run (so its value_bit
+  // was seen by an acquire), consuming it: get() without the checks and
+  // the wait.
+  template <typename T>
+  static T take_ready(future<T>& f)
+  {
+    state_ref ref(std::exchange(f.state_, nullptr));
+    return static_cast<future_state<T>*>(ref.get())->take();
+  }
+
   template <typename T>
   static join_handle<T> make_join_handle(future<T>&& f) noexcept
   {

@@ -14,7 +14,8 @@
 //   chained_spawn    --depth N --iters I
 //   spawn_outside    --tasks N [--busy 1]           handlers submitted from another thread
 //   (the five shapes above take --pool 1: a thread pool of --threads workers)
-//   future_ops       --ops N [--repeats R]        one operation (timer, post, TCP read) through each completion style
+//   future_ops       --ops N [--repeats R] [--op timer|post|tcp]
+//                                                 one operation through each completion style
 //
 // Prints one JSON object: {"runtime", "scenario", "threads", metrics..., "stats"}.
 #include "runtime.hpp"
@@ -565,9 +566,11 @@ void future_ops(const options& o) {
   const auto repeats = unsigned(std::max<std::uint64_t>(1, o.num("repeats", 3)));
   json_line j = header("future_ops", 1);
   j.add("ops", n).add("repeats", std::uint64_t(repeats));
-  future_ops_for<timer_wait_op>(j, n, repeats);
-  future_ops_for<post_round_trip_op>(j, n, repeats);
-  future_ops_for<tcp_echo_read_op>(j, n, repeats);
+  // --op timer|post|tcp: only that operation (for profiling one row).
+  const std::string only = o.str("op");
+  if (only.empty() || only == timer_wait_op::name) future_ops_for<timer_wait_op>(j, n, repeats);
+  if (only.empty() || only == post_round_trip_op::name) future_ops_for<post_round_trip_op>(j, n, repeats);
+  if (only.empty() || only == tcp_echo_read_op::name) future_ops_for<tcp_echo_read_op>(j, n, repeats);
   j.print();
 }
 

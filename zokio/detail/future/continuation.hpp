@@ -75,9 +75,11 @@ struct future_access
     return f.state_;
   }
 
-  // The outcome of a future whose continuation has run (so its value_bit
-  // was seen by an acquire), consuming it: get() without the checks and
-  // the wait.
+  // The outcome of a future handed to its continuation, consuming it: get()
+  // without the checks and the wait. The outcome is visible: the
+  // continuation runs on the producer's thread after it stored the outcome,
+  // or after an acquire of value_bit (publish_continuation), or handed over
+  // through an executor, which synchronizes.
   template <typename T>
   static T take_ready(future<T>& f)
   {

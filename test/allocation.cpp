@@ -23,7 +23,9 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <latch>
 #include <new>
+#include <thread>
 
 namespace {
 std::atomic<long> allocations{0};
@@ -380,4 +382,100 @@ BOOST_AUTO_TEST_CASE(use_future_then_chain_allocates_nothing)
   ctx.run();
   BOOST_TEST(count == warm_up + measured);
   BOOST_TEST(allocations.load() - at_start == 0);
+}
+
+// Makes sure both workers of a 2-worker pool have entered their run loops
+// before counting: two handlers that each wait for the other can only finish
+// on two different workers. A worker's first entry allocates once (its
+// runner and ring, its thread's identity), and on a busy machine a worker
+// may otherwise start late, inside the counted window: that is start-up,
+// not steady state.
+void wait_for_every_worker(zokio::thread_pool& pool)
+{
+  std::latch both(2);
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 2; ++i)
+    asio::post(pool, [&] {
+      both.arrive_and_wait();
+      ++ran;
+    });
+  while (ran.load() < 2)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+// zokio::use_future on a 2-worker thread_pool: a zero-length timer wait and
+// a post round trip per iteration, awaited by a coroutine. Completions may be
+// stolen, so a state or an operation can be allocated on one worker and
+// freed on the other; each worker's recycling cache must absorb it. (A
+// future waited for with get() by a thread outside the pool is not covered:
+// that thread has no recycling cache, as with Asio's own operations.)
+BOOST_AUTO_TEST_CASE(use_future_coroutine_loop_on_a_pool_allocates_nothing)
+{
+  zokio::thread_pool pool(2);
+  wait_for_every_worker(pool);
+  std::atomic<long> at_start{0}, at_end{0};
+  std::atomic<int> count{0};
+  asio::co_spawn(pool, [&]() -> asio::awaitable<void> {
+    zokio::steady_timer timer(co_await asio::this_coro::executor);
+    for (int i = 0; i < warm_up + measured; ++i)
+    {
+      if (i == warm_up)
+        at_start = allocations.load();
+      timer.expires_after(std::chrono::nanoseconds(0));
+      co_await timer.async_wait(zokio::use_future);
+      co_await asio::post(pool.get_executor(), zokio::use_future);
+      ++count;
+    }
+    at_end = allocations.load();
+  }, asio::detached);
+  pool.join();
+  BOOST_TEST(count.load() == warm_up + measured);
+  BOOST_TEST(at_end.load() - at_start.load() == 0);
+}
+
+// The same two operations as a then() chain on the pool: each callback
+// starts the next operation.
+BOOST_AUTO_TEST_CASE(use_future_then_chain_on_a_pool_allocates_nothing)
+{
+  zokio::thread_pool pool(2);
+  wait_for_every_worker(pool);
+  zokio::steady_timer timer(pool);
+  std::atomic<long> at_start{0}, at_end{0};
+  std::atomic<int> count{0};
+  struct step
+  {
+    zokio::thread_pool* pool;
+    zokio::steady_timer* timer;
+    std::atomic<int>* count;
+    std::atomic<long>* at_start;
+    std::atomic<long>* at_end;
+    void operator()(std::exception_ptr e)
+    {
+      BOOST_TEST(!e);
+      int n = ++*count;
+      if (n == warm_up)
+        *at_start = allocations.load();
+      if (n == warm_up + measured)
+      {
+        *at_end = allocations.load();
+        return;
+      }
+      if (n % 2 == 0)
+      {
+        timer->expires_after(std::chrono::nanoseconds(0));
+        timer->async_wait(zokio::use_future).then(*this);
+      }
+      else
+      {
+        asio::post(pool->get_executor(), zokio::use_future).then(*this);
+      }
+    }
+  };
+  asio::post(pool, [&] {
+    asio::post(pool.get_executor(), zokio::use_future)
+        .then(step{&pool, &timer, &count, &at_start, &at_end});
+  });
+  pool.join();
+  BOOST_TEST(count.load() == warm_up + measured);
+  BOOST_TEST(at_end.load() - at_start.load() == 0);
 }

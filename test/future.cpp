@@ -4,10 +4,13 @@
 #define BOOST_TEST_MODULE future
 #include <boost/test/unit_test.hpp>
 
+#include <support/net.hpp>
 #include <support/run.hpp>
 
 #include <zokio/detail/uring/ops/nop_op.hpp>
 #include <zokio/io_context.hpp>
+#include <zokio/ip/tcp.hpp>
+#include <zokio/statistics.hpp>
 #include <zokio/timer/steady_timer.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -646,12 +649,12 @@ BOOST_AUTO_TEST_CASE(kernel_operation_cancelled_or_dropped)
   BOOST_TEST(ctx.statistics().completions >= 3u);
 }
 
-BOOST_AUTO_TEST_CASE(cancelled_read_leaves_the_socket_usable)
+BOOST_AUTO_TEST_CASE(cancelled_read_of_an_asio_socket_leaves_it_usable)
 {
-  // zokio has no sockets yet: this is Asio's TCP socket on a zokio context
-  // (Asio runs its reactor on a thread of its own and hands completions to
-  // the socket's executor, the context's). The read is cancelled through
-  // the future's cancellation slot, once pending and once by dropping it.
+  // Asio's TCP socket on a zokio context (Asio runs its reactor on a thread
+  // of its own and hands completions to the socket's executor, the
+  // context's). The read is cancelled through the future's cancellation
+  // slot, once pending and once by dropping it.
   zokio::io_context ctx;
   asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::address_v4::loopback(), 0});
   asio::ip::tcp::socket client(ctx), server(ctx);
@@ -683,6 +686,138 @@ BOOST_AUTO_TEST_CASE(cancelled_read_leaves_the_socket_usable)
   std::size_t n = got.get();
   BOOST_TEST(n == 5u);
   BOOST_TEST(std::string(buf.data(), n) == "hello");
+}
+
+namespace {
+
+// Reads everything the peer sent (n bytes) with zokio::use_future and
+// checks every byte against the pattern.
+void read_pattern(zokio::io_context& ctx, zokio::ip::tcp::socket& s, const std::string& sent)
+{
+  std::string got;
+  std::array<char, 64> buf{};
+  while (got.size() < sent.size())
+  {
+    auto f = s.async_read_some(asio::buffer(buf), zokio::use_future);
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_REQUIRE(f.ready());
+    std::size_t n = f.get();
+    BOOST_REQUIRE(n > 0u);
+    got.append(buf.data(), n);
+  }
+  BOOST_TEST(got == sent);
+}
+
+template <typename F>
+boost::system::error_code failure_of(F& f)
+{
+  try
+  {
+    f.get();
+  }
+  catch (const boost::system::system_error& e)
+  {
+    return e.code();
+  }
+  return {};
+}
+
+} // namespace
+
+// zokio's own TCP socket: a read started with zokio::use_future and no data
+// to read is cancelled through the future (cancel(), or dropping it), at
+// three stages:
+//   not_on_a_ring  initiated and cancelled before the context runs: handed
+//                  over, then aborted without reaching the kernel
+//   in_kernel      cancelled 5 ms after it started, from the context: an
+//                  IORING_OP_ASYNC_CANCEL follows it into the kernel
+//   dropped        as in_kernel, by destroying the future
+// Each time the read fails with operation_aborted, and afterwards a new read
+// receives every byte the peer writes.
+BOOST_AUTO_TEST_CASE(cancelled_read_leaves_the_socket_usable)
+{
+  enum class stage { not_on_a_ring, in_kernel, dropped };
+  const char* names[] = {"not_on_a_ring", "in_kernel", "dropped"};
+  int round = 0;
+  for (stage when : {stage::not_on_a_ring, stage::in_kernel, stage::dropped})
+  {
+    BOOST_TEST_CONTEXT("stage " << names[static_cast<int>(when)])
+    {
+      zokio::io_context ctx;
+      auto [a, b] = zokio_test::connected_pair(ctx);
+      std::array<char, 64> buf{};
+      zokio::future<std::size_t> f;
+      zokio::statistics before{}, after_cancel{};
+      bool dropped_read_done = false;
+      zokio::steady_timer delay(ctx);
+      switch (when)
+      {
+      case stage::not_on_a_ring:
+        f = b.async_read_some(asio::buffer(buf), zokio::use_future);
+        f.cancel(); // carried to the context, which has not run yet
+        break;
+      case stage::in_kernel:
+        asio::post(ctx, [&, &b = b] {
+          f = b.async_read_some(asio::buffer(buf), zokio::use_future);
+          delay.expires_after(5ms);
+          delay.async_wait([&](error_code) {
+            before = ctx.statistics(); // the read's SQE is in the kernel
+            f.cancel();
+          });
+        });
+        break;
+      case stage::dropped:
+        asio::post(ctx, [&, &b = b] {
+          auto g = std::make_shared<zokio::future<std::size_t>>(
+              b.async_read_some(asio::buffer(buf), zokio::use_future));
+          delay.expires_after(5ms);
+          delay.async_wait([&, g](error_code) mutable {
+            before = ctx.statistics();
+            // Dropping the future cancels the read; the operation's
+            // memory lives on until its completion is reaped.
+            g.reset();
+            dropped_read_done = true;
+          });
+        });
+        break;
+      }
+      zokio_test::run_bounded(ctx);
+      after_cancel = ctx.statistics();
+
+      if (when == stage::dropped)
+      {
+        BOOST_TEST(dropped_read_done);
+      }
+      else
+      {
+        BOOST_REQUIRE(f.ready());
+        BOOST_TEST(failure_of(f) == asio::error::operation_aborted);
+      }
+      if (when == stage::not_on_a_ring)
+      {
+        // Aborted before any SQE was prepared for it.
+        BOOST_TEST(after_cancel.submissions == 0u);
+      }
+      else
+      {
+        // After the snapshot: the ASYNC_CANCEL was submitted, and both it
+        // and the read completed in the kernel (the context's run() has
+        // returned, so every completion was reaped).
+        BOOST_TEST(after_cancel.submissions >= before.submissions + 1);
+        BOOST_TEST(after_cancel.completions >= before.completions + 2);
+      }
+
+      // The socket still works: the peer's bytes all arrive, in order.
+      std::string sent;
+      for (int i = 0; i < 200; ++i)
+        sent.push_back(static_cast<char>('a' + (i * 7 + round) % 26));
+      asio::write(a, asio::buffer(sent));
+      read_pattern(ctx, b, sent);
+      ++round;
+    }
+  }
+  BOOST_TEST(round == 3);
 }
 
 BOOST_AUTO_TEST_CASE(awaiting_coroutine_cancellation_reaches_the_operation)

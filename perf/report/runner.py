@@ -513,7 +513,8 @@ def catalogue(mode):
               ("asio_future", "asio::use_future, get() from another thread"),
               ("use_awaitable", "asio::use_awaitable"),
               ("callback", "callbacks")]
-    ops = [("timer", "zero-length timer wait"), ("post", "post round trip")]
+    ops = [("timer", "zero-length timer wait"), ("post", "post round trip"),
+           ("tcp", "TCP echo read")]
     ex.append(BenchExperiment("future_ops", "future_ops", ["--ops", n, "--repeats", pick(1, 3, 3)], [
         Row(f"{olabel}: {slabel}", "future_ops", f"{op}_{style}_ns", "ns/op")
         for op, olabel in ops for style, slabel in styles],

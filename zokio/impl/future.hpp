@@ -4,6 +4,7 @@
 
 #include <zokio/detail/sched/scheduler.hpp>
 
+#include <concepts>
 #include <future>
 #include <type_traits>
 #include <utility>
@@ -45,13 +46,21 @@ struct initiate_continue
 };
 
 // The context that will complete an operation about to be initiated: the
-// scheduler of the initiation's I/O executor if it has one (exact: the
-// operation's work is counted there), otherwise the context the calling
-// thread runs, if any (a guess, used for deadlock detection and timers).
+// scheduler the initiation names (zokio's I/O objects: their service's), or
+// that of its I/O executor if it has one (exact: the operation's work is
+// counted there), otherwise the context the calling thread runs, if any (a
+// guess, used for deadlock detection and timers).
 template <typename Initiation>
 void set_home_from(future_state_base* s, const Initiation& init) noexcept
 {
-  if constexpr (requires { init.get_executor(); })
+  if constexpr (requires { { init.zokio_scheduler() } -> std::same_as<scheduler&>; })
+  {
+    // Cheaper than scheduler_of(init.get_executor()), which copies a
+    // polymorphic executor and compares type_info.
+    s->set_home(&init.zokio_scheduler(), true);
+    return;
+  }
+  else if constexpr (requires { init.get_executor(); })
   {
     if (scheduler* h = scheduler_of(init.get_executor()))
     {

@@ -269,6 +269,10 @@ private:
 
     executor_type get_executor() const noexcept { return self_->get_executor(); }
 
+    // The scheduler that completes the wait (its service's), read without
+    // copying the executor: zokio::use_future records it as the future's home.
+    detail::scheduler& zokio_scheduler() const noexcept { return self_->service_->owner(); }
+
     template <typename WaitHandler>
     void operator()(WaitHandler&& handler) const
     {

@@ -14,7 +14,8 @@
 //   chained_spawn    --depth N --iters I
 //   spawn_outside    --tasks N [--busy 1]           handlers submitted from another thread
 //   (the five shapes above take --pool 1: a thread pool of --threads workers)
-//   future_ops       --ops N [--repeats R]        one operation through each completion style
+//   future_ops       --ops N [--repeats R] [--op timer|post|tcp]
+//                                                 one operation through each completion style
 //
 // Prints one JSON object: {"runtime", "scenario", "threads", metrics..., "stats"}.
 #include "runtime.hpp"
@@ -387,6 +388,10 @@ void tokio_shape(const std::string& name, const options& o) {
 // through each completion style, on a fresh io_context per measurement:
 //   timer  a steady_timer wait of zero length
 //   post   a round trip through the context's queue (asio::post)
+//   tcp    TCP echo read: on a connected loopback pair (TCP_NODELAY), 64 bytes
+//          written to one end with a blocking write, then read from the
+//          other with async_read_some through the token (the bytes are there
+//          when the read starts, so it measures the read's completion path)
 // Styles (key <op>_<style>_ns):
 //   zokio_future       co_await op(zokio::use_future) in an awaitable coroutine (zokio only)
 //   zokio_future_then  a chain op(zokio::use_future).then(next) (zokio only)
@@ -395,35 +400,52 @@ void tokio_shape(const std::string& name, const options& o) {
 //   asio_future        op(asio::use_future).get(), std::future, the same two threads
 //   use_awaitable      co_await op(asio::use_awaitable)
 //   callback           a plain completion handler chain
-// The two-thread styles run a tenth as many operations. Each figure is the
+// The two-thread styles run a tenth as many operations, and tcp a tenth as
+// many as the others (so its two-thread styles a hundredth). Each figure is the
 // median of --repeats measurements, of wall time / operations (<op>_<style>_ns)
 // and of the process's CPU time / operations (<op>_<style>_cpu_ns, which a
 // busy machine disturbs less); the styles are interleaved, so a disturbance
 // of the machine spreads over all of them.
+//
+// Each operation type owns what it needs, made on the measurement's context.
 struct timer_wait_op {
   static constexpr const char* name = "timer";
-  rt::steady_timer* timer;
+  rt::steady_timer timer;
+  explicit timer_wait_op(rt::io_context& ctx) : timer(ctx) {}
   template <class Token>
   auto operator()(Token&& token) {
-    timer->expires_after(std::chrono::nanoseconds(0));
-    return timer->async_wait(std::forward<Token>(token));
+    timer.expires_after(std::chrono::nanoseconds(0));
+    return timer.async_wait(std::forward<Token>(token));
   }
 };
 
 struct post_round_trip_op {
   static constexpr const char* name = "post";
   rt::io_context* ctx;
+  explicit post_round_trip_op(rt::io_context& c) : ctx(&c) {}
   template <class Token>
   auto operator()(Token&& token) {
     return asio::post(*ctx, std::forward<Token>(token));
   }
 };
 
-template <class Op>
-Op make_op(rt::io_context& ctx, rt::steady_timer& timer) {
-  if constexpr (std::is_same_v<Op, timer_wait_op>) return Op{&timer};
-  else return Op{&ctx};
-}
+struct tcp_echo_read_op {
+  static constexpr const char* name = "tcp";
+  static constexpr std::size_t message_size = 64;
+  rt::ip::tcp::socket writer, reader;
+  char out[message_size] = {}, in[message_size] = {};
+  explicit tcp_echo_read_op(rt::io_context& ctx) : writer(ctx), reader(ctx) {
+    rt::ip::tcp::acceptor acceptor(ctx, {asio::ip::address_v4::loopback(), 0});
+    writer.connect(acceptor.local_endpoint());
+    acceptor.accept(reader);
+    writer.set_option(asio::ip::tcp::no_delay(true));
+  }
+  template <class Token>
+  auto operator()(Token&& token) {
+    asio::write(writer, asio::buffer(out));
+    return reader.async_read_some(asio::buffer(in), std::forward<Token>(token));
+  }
+};
 
 // ns per operation of `body` run once on a fresh context with `threads` == 1
 // (the body starts the work and the calling thread runs the context) or 2
@@ -436,8 +458,7 @@ struct op_cost {
 template <class Op, class Body>
 op_cost measure_op(std::uint64_t n, bool other_thread, Body&& body) {
   rt::io_context ctx;
-  rt::steady_timer timer(ctx);
-  Op op = make_op<Op>(ctx, timer);
+  Op op(ctx);
   std::uint64_t t0 = 0, t1 = 0;
   const std::uint64_t c0 = process_cpu_ns();
   if (other_thread) {
@@ -466,7 +487,7 @@ template <class Op>
 struct callback_step {
   Op* op;
   std::uint64_t* left;
-  void operator()(boost::system::error_code = {}) {
+  void operator()(boost::system::error_code = {}, std::size_t = 0) {
     if (--*left > 0) (*op)(*this);
   }
 };
@@ -479,6 +500,7 @@ struct then_step {
   void operator()(std::exception_ptr) {
     if (--*left > 0) (*op)(zokio::use_future).then(*this);
   }
+  void operator()(std::exception_ptr e, std::size_t) { (*this)(e); }
 };
 #endif
 
@@ -545,8 +567,14 @@ void future_ops(const options& o) {
   const auto repeats = unsigned(std::max<std::uint64_t>(1, o.num("repeats", 3)));
   json_line j = header("future_ops", 1);
   j.add("ops", n).add("repeats", std::uint64_t(repeats));
-  future_ops_for<timer_wait_op>(j, n, repeats);
-  future_ops_for<post_round_trip_op>(j, n, repeats);
+  // --op timer|post|tcp: only that operation (for profiling one row).
+  const std::string only = o.str("op");
+  if (only.empty() || only == timer_wait_op::name) future_ops_for<timer_wait_op>(j, n, repeats);
+  if (only.empty() || only == post_round_trip_op::name) future_ops_for<post_round_trip_op>(j, n, repeats);
+  // Two system calls per TCP read (about 10 us of CPU here): a tenth as many
+  // operations keeps the run short and each measurement well above noise.
+  if (only.empty() || only == tcp_echo_read_op::name)
+    future_ops_for<tcp_echo_read_op>(j, std::max<std::uint64_t>(n / 10, 1), repeats);
   j.print();
 }
 

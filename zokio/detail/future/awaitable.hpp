@@ -90,7 +90,10 @@ public:
   }
 
   // Called by the resumed coroutine: the value of the co_await expression.
-  static T resume(result_type& result) { return result->get(); }
+  static T resume(result_type& result)
+  {
+    return zokio::detail::future_access::take_ready(*result);
+  }
 
 private:
   result_type& result_;

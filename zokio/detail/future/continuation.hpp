@@ -75,6 +75,18 @@ struct future_access
     return f.state_;
   }
 
+  // The outcome of a future handed to its continuation, consuming it: get()
+  // without the checks and the wait. The outcome is visible: the
+  // continuation runs on the producer's thread after it stored the outcome,
+  // or after an acquire of value_bit (publish_continuation), or handed over
+  // through an executor, which synchronizes.
+  template <typename T>
+  static T take_ready(future<T>& f)
+  {
+    state_ref ref(std::exchange(f.state_, nullptr));
+    return static_cast<future_state<T>*>(ref.get())->take();
+  }
+
   template <typename T>
   static join_handle<T> make_join_handle(future<T>&& f) noexcept
   {

@@ -170,21 +170,13 @@ public:
 
   future_handler& operator=(future_handler&&) = delete;
 
+  // Inline: handlers are moved several times on their way through an
+  // operation, and each moved-from one is destroyed; only the abandonment
+  // path is out of line.
   ~future_handler()
   {
-    if (state_)
-    {
-      state_->set_broken();
-      try
-      {
-        state_->complete(resume_mode::post);
-      }
-      catch (...)
-      {
-        // Scheduling the waiter failed (out of memory); nothing else to do
-        // from a destructor.
-      }
-    }
+    if (state_) [[unlikely]]
+      abandon(state_);
   }
 
   allocator_type get_allocator() const noexcept { return alloc_; }
@@ -211,6 +203,20 @@ public:
   }
 
 private:
+  [[gnu::noinline]] static void abandon(future_state<value_type>* s) noexcept
+  {
+    s->set_broken();
+    try
+    {
+      s->complete(resume_mode::post);
+    }
+    catch (...)
+    {
+      // Scheduling the waiter failed (out of memory); nothing else to do
+      // from a destructor.
+    }
+  }
+
   future_state<value_type>* state_;
   [[no_unique_address]] Allocator alloc_;
 };

@@ -97,7 +97,7 @@ void scheduler::shutdown()
       op->destroy();
     while (operation* op = r->pinned_.pop())
       op->destroy();
-    r->internal_ready_.clear();
+    r->internal_ready_.clear();  // internal steps belong to their service: not freed
     r->internal_backlog_.clear();
     if (!r->ring_ || r->in_flight_ == 0)
       continue;
@@ -130,6 +130,11 @@ void scheduler::shutdown()
     }
     // Otherwise the ring belongs to a live thread and cannot be entered from
     // here; whatever is still in flight is left to the kernel (see ~scheduler).
+
+    // Internal steps reaped just now belong to services (the Asio bridge)
+    // that are destroyed before this scheduler: let go of them while they
+    // exist.
+    r->internal_ready_.clear();
   }
 }
 

@@ -72,6 +72,9 @@ void thread_pool::run_worker()
     try
     {
       impl_.run();
+      // For good: this thread is about to exit (or, from attach(), to leave
+      // the pool), and its ring can only be entered by it.
+      detail::retire_asio_bridge_on_this_thread(*this);
       return;
     }
     catch (...)

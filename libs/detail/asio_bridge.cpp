@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <poll.h>
 
 #if defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT) || !defined(BOOST_ASIO_HAS_EPOLL)
@@ -101,6 +103,7 @@ public:
     if (runner* r = zokio_.this_thread_runner())
     {
       op_.set_armed();
+      armed_by_.store(std::this_thread::get_id(), std::memory_order_relaxed);
       r->start_internal(&op_);
     }
     else
@@ -121,6 +124,48 @@ public:
       return false;
     asio_.init_task(); // calls bridged_task, hence activate(), on this runner
     return true;
+  }
+
+  // See retire_asio_bridge_on_this_thread. Only the thread that armed the
+  // poll (armed_by_, written by that thread) touches that runner's ring.
+  void retire_this_thread() noexcept
+  {
+    if (!active_.load(std::memory_order_acquire)
+        || armed_by_.load(std::memory_order_relaxed) != std::this_thread::get_id())
+      return;
+    runner* r = op_.runner_;
+    if (r == nullptr)
+      return;
+    ::io_uring* ring = r->ring().get();
+    const std::uint64_t data = reinterpret_cast<std::uintptr_t>(&op_) | 1u; // runner.cpp's internal tag
+    ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
+    if (sqe == nullptr)
+    {
+      ::io_uring_submit(ring);
+      sqe = ::io_uring_get_sqe(ring);
+      if (sqe == nullptr)
+        return;
+    }
+    ::io_uring_prep_cancel64(sqe, data, 0);
+    ::io_uring_sqe_set_data64(sqe, 3); // runner.cpp's ignore_tag
+    // Wait until the poll's completion is in the CQ (left there for the
+    // runner's reap: nothing is consumed here).
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    for (;;)
+    {
+      __kernel_timespec ts{0, 10'000'000};
+      ::io_uring_cqe* cqe = nullptr;
+      ::io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nullptr);
+      unsigned head;
+      bool posted = false;
+      io_uring_for_each_cqe(ring, head, cqe)
+      {
+        if (cqe->user_data == data)
+          posted = true;
+      }
+      if (posted || std::chrono::steady_clock::now() >= give_up)
+        return;
+    }
   }
 
 private:
@@ -151,6 +196,7 @@ private:
       if (owner == nullptr)
         return; // shutting down; the op belongs to the bridge
       o->set_armed();
+      o->bridge_->armed_by_.store(std::this_thread::get_id(), std::memory_order_relaxed);
       owner->this_thread_runner()->start_internal(o);
     }
 
@@ -165,6 +211,7 @@ private:
       runner* r = owner->this_thread_runner();
       // Re-arm first (also after -ECANCELED: the ring of an exited thread
       // was torn down and this runner took over), then run what is ready.
+      b.armed_by_.store(std::this_thread::get_id(), std::memory_order_relaxed);
       r->start_internal(o);
       r->note_foreign_handlers(b.run_asio());
     }
@@ -196,6 +243,7 @@ private:
   int epoll_fd_ = -1;                  // written once by activate, before the poll is armed
   std::atomic<bool> active_{false};    // activate() has run
   std::atomic<bool> shut_down_{false}; // the context is shutting down: stop re-arming
+  std::atomic<std::thread::id> armed_by_{}; // the thread whose ring holds the poll
   poll_op op_;
 };
 
@@ -208,6 +256,12 @@ ad::scheduler_task* bridged_task(boost::asio::execution_context& ctx)
 }
 
 } // namespace
+
+void retire_asio_bridge_on_this_thread(boost::asio::execution_context& ctx) noexcept
+{
+  if (boost::asio::has_service<asio_bridge>(ctx))
+    boost::asio::use_service<asio_bridge>(ctx).retire_this_thread();
+}
 
 void install_asio_bridge(boost::asio::execution_context& ctx, scheduler& impl)
 {

@@ -1,5 +1,6 @@
 // libs/io_context.cpp: non-template members of zokio::io_context.
 #include <zokio/io_context.hpp>
+#include <zokio/detail/asio_bridge.hpp>
 
 #include <boost/asio/detail/concurrency_hint.hpp>
 
@@ -9,7 +10,9 @@ detail::scheduler& io_context::add_impl(io_context& self, int hint, const ring_o
 {
   auto impl = std::make_unique<detail::scheduler>(self, hint, rings);
   boost::asio::add_service<detail::scheduler>(self, impl.get());
-  return *impl.release();
+  detail::scheduler& s = *impl.release();
+  detail::install_asio_bridge(self, s); // before anything can create Asio's scheduler
+  return s;
 }
 
 io_context::io_context()

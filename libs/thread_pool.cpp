@@ -1,5 +1,6 @@
 // libs/thread_pool.cpp: zokio::thread_pool.
 #include <zokio/thread_pool.hpp>
+#include <zokio/detail/asio_bridge.hpp>
 
 #include <algorithm>
 
@@ -11,7 +12,9 @@ detail::scheduler& add_scheduler(thread_pool& pool, std::size_t threads)
   auto impl = std::make_unique<detail::scheduler>(pool, static_cast<int>(threads));
   impl->set_kind(detail::scheduler::context_kind::thread_pool);
   boost::asio::add_service<detail::scheduler>(pool, impl.get());
-  return *impl.release();
+  detail::scheduler& s = *impl.release();
+  detail::install_asio_bridge(pool, s); // before anything can create Asio's scheduler
+  return s;
 }
 
 std::size_t default_threads()
@@ -69,6 +72,9 @@ void thread_pool::run_worker()
     try
     {
       impl_.run();
+      // For good: this thread is about to exit (or, from attach(), to leave
+      // the pool), and its ring can only be entered by it.
+      detail::retire_asio_bridge_on_this_thread(*this);
       return;
     }
     catch (...)

@@ -211,7 +211,7 @@ class Paths:
 
     def echo(self, rt):
         """Command prefix of the echo server for rt, or None if not built."""
-        if rt in ("zokio", "asio_epoll", "asio_uring", "liburing_raw"):
+        if rt in ("zokio", "asio_epoll", "asio_uring", "liburing_raw", "zokio_asio"):
             p = os.path.join(self.bin, f"perf_echo_server_{rt}")
             return [p] if os.access(p, os.X_OK) else None
         if rt == "tokio":
@@ -290,8 +290,11 @@ class EchoExperiment(Experiment):
 
     def __init__(self, name, conns, size, inflight, duration, warmup, rows,
                  runtimes=ECHO_RUNTIMES, syscalls=False, scenario="echo_tcp",
-                 server_args=None, server_cores=SERVER_CORE):
+                 server_args=None, server_cores=SERVER_CORE, programs=None):
         super().__init__(scenario, name, list(runtimes), rows, timeout=duration + warmup + 60)
+        # programs: runtime column -> echo program measured in it, when not the
+        # runtime's own (the zokio column of the "Asio sockets" rows).
+        self.programs = programs or {}
         self.conns, self.size, self.inflight = conns, size, inflight
         self.duration, self.warmup = duration, warmup
         self.syscalls = syscalls
@@ -300,11 +303,11 @@ class EchoExperiment(Experiment):
         self.server_cores = server_cores
 
     def available(self, paths, rt):
-        return paths.echo(rt) is not None and paths.loadgen() is not None
+        return paths.echo(self.programs.get(rt, rt)) is not None and paths.loadgen() is not None
 
     def run_once(self, paths, rt):
         port = free_port()
-        with Server(paths.echo(rt) + ["--port", str(port)] + self.server_args(rt), port,
+        with Server(paths.echo(self.programs.get(rt, rt)) + ["--port", str(port)] + self.server_args(rt), port,
                     cores=self.server_cores) as srv:
             cmd = PRIO + ["taskset", "-c", LOAD_CORE] + paths.loadgen() + [
                 "--port", str(port), "--conns", str(self.conns), "--size", str(self.size),
@@ -545,6 +548,20 @@ def catalogue(mode):
                     "calls/msg"),
                 Row(f"kernel entries/msg, own counters ({label})", "syscalls",
                     "server_kernel_entries_per_msg", "entries/msg")], syscalls=True, scenario="syscalls_per_message"))
+    # 6a. Asio's own sockets (boost::asio::ip::tcp) on zokio::io_context, the
+    # program that changes only its context: in the zokio column, against
+    # asio_epoll run again, interleaved.
+    for label, conns, size, inflight, _ in echo_shapes:
+        if size != 64 or inflight != 1:
+            continue
+        what = f"echo {label}, Asio sockets on zokio::io_context"
+        rows = [Row(f"{what}: throughput", "echo_asio_sockets", "msgs_per_sec", "msg/s", "higher"),
+                Row(f"{what}: p50", "echo_asio_sockets_latency", "p50_us", "µs"),
+                Row(f"{what}: p99", "echo_asio_sockets_latency", "p99_us", "µs"),
+                Row(f"{what}: server CPU", "echo_asio_sockets_cpu", "server_cpu_us_per_msg", "µs/msg")]
+        ex.append(EchoExperiment(f"echo_{conns}x{size}x{inflight}_asio_sockets", conns, size, inflight,
+                                 dur, warm, rows, runtimes=("zokio", "asio_epoll"),
+                                 programs={"zokio": "zokio_asio"}))
     # 6b. echo on two workers: zokio::thread_pool and asio::thread_pool of 2
     # workers, Tokio multi_thread with 2 workers. The server may use both
     # cores, so it shares core 1 with the load generator: these rows compare

@@ -17,6 +17,7 @@ namespace {
 // neither value can be an operation's address).
 constexpr std::uint64_t wake_tag = 1;    // the eventfd read
 constexpr std::uint64_t ignore_tag = 3;  // completions nobody waits for
+constexpr std::uint64_t internal_bit = 1; // or-ed into an internal step's address
 
 [[noreturn]] void throw_errno(int err, const char* what)
 {
@@ -99,8 +100,37 @@ void runner::start(uring_operation* op)
   ++in_flight_;
 }
 
+void runner::start_internal(uring_operation* op)
+{
+  op->runner_ = this;
+  ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get());
+  if (sqe == nullptr)
+  {
+    submit();
+    sqe = ::io_uring_get_sqe(ring_->get());
+    if (sqe == nullptr)
+    {
+      internal_backlog_.push(op);
+      return;
+    }
+  }
+  op->prepare(sqe);
+  ::io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(op) | internal_bit);
+  ++in_flight_;
+}
+
 void runner::flush_backlog()
 {
+  while (!internal_backlog_.empty())
+  {
+    ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get());
+    if (sqe == nullptr)
+      return;
+    auto* op = static_cast<uring_operation*>(internal_backlog_.pop());
+    op->prepare(sqe);
+    ::io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(op) | internal_bit);
+    ++in_flight_;
+  }
   while (!backlog_.empty())
   {
     ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get());
@@ -168,6 +198,15 @@ std::size_t runner::reap(op_queue& out)
     }
     if (data == ignore_tag)
       continue;
+    if (data & internal_bit)
+    {
+      auto* op = reinterpret_cast<uring_operation*>(data & ~internal_bit);
+      op->result_ = cqe->res;
+      op->cqe_flags_ = cqe->flags;
+      --in_flight_;
+      internal_ready_.push(op);
+      continue;
+    }
     auto* op = reinterpret_cast<uring_operation*>(data);
     op->result_ = cqe->res;
     op->cqe_flags_ = cqe->flags;

@@ -78,7 +78,7 @@ void scheduler::shutdown()
   stopped_.store(true, std::memory_order_release);
 
   // Queued handlers are destroyed, not invoked (asio::io_context semantics).
-  for (inject_queue* q : {&inject_, &immediate_, &background_})
+  for (inject_queue* q : {&inject_, &immediate_, &background_, &internal_})
     while (operation* op = q->pop())
       op->destroy();
 
@@ -97,6 +97,8 @@ void scheduler::shutdown()
       op->destroy();
     while (operation* op = r->pinned_.pop())
       op->destroy();
+    r->internal_ready_.clear();  // internal steps belong to their service: not freed
+    r->internal_backlog_.clear();
     if (!r->ring_ || r->in_flight_ == 0)
       continue;
 
@@ -128,6 +130,11 @@ void scheduler::shutdown()
     }
     // Otherwise the ring belongs to a live thread and cannot be entered from
     // here; whatever is still in flight is left to the kernel (see ~scheduler).
+
+    // Internal steps reaped just now belong to services (the Asio bridge)
+    // that are destroyed before this scheduler: let go of them while they
+    // exist.
+    r->internal_ready_.clear();
   }
 }
 
@@ -474,6 +481,14 @@ bool scheduler::housekeeping(runner& r, bool submit)
       notify_idle();
   }
 
+  // Internal steps (post_internal): they only arm something on this ring.
+  if (internal_.maybe_nonempty_relaxed() && internal_.try_lock_consumer())
+  {
+    while (operation* op = internal_.pop())
+      op->complete(*this);
+    internal_.unlock_consumer();
+  }
+
   // Work handed to this runner in particular (post_remote; only its owner
   // consumes). It acts on this runner's ring, so it goes to pinned_, which
   // nobody steals, not to the local queue. Already counted in the shared
@@ -493,7 +508,7 @@ bool scheduler::housekeeping(runner& r, bool submit)
         r.timers_fired_.add(n);
   }
 
-  if (!r.backlog_.empty())
+  if (!r.backlog_.empty() || !r.internal_backlog_.empty())
     r.flush_backlog();
   if (r.ring_->sq_pending() != 0)
   {
@@ -514,7 +529,8 @@ bool scheduler::housekeeping(runner& r, bool submit)
     push_local(r, ready);
     got = true;
   }
-  return got || r.lifo_slot_ || !r.queue_.empty() || !r.pinned_.empty();
+  return got || r.lifo_slot_ || !r.queue_.empty() || !r.pinned_.empty()
+      || !r.internal_ready_.empty();
 }
 
 operation* scheduler::steal(runner& r, bool forced)
@@ -608,6 +624,21 @@ void scheduler::run_op(runner& r, operation* op)
   r.info_.rethrow_pending_exception();
 }
 
+std::size_t scheduler::run_internal(runner& r)
+{
+  // Internal completions carry no unit of work and are not handlers; the
+  // handlers they run for another scheduler (note_foreign_handlers) are.
+  r.foreign_handlers_ = 0;
+  while (operation* op = r.internal_ready_.pop())
+    op->complete(*this);
+  std::size_t n = r.foreign_handlers_;
+  r.foreign_handlers_ = 0;
+  if (n)
+    r.handlers_run_.add(n);
+  r.info_.rethrow_pending_exception();
+  return n;
+}
+
 std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
 {
   if (outstanding_work_.load(std::memory_order_acquire) == 0)
@@ -645,6 +676,14 @@ std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
     if (stopped_.load(std::memory_order_relaxed))
       break;
 
+    if (!r.internal_ready_.empty())
+    {
+      std::size_t ran = run_internal(r);
+      n += ran;
+      if (just_one && ran != 0)
+        break;
+    }
+
     operation* op = next_ready(r);
     if (op == nullptr)
     {
@@ -673,6 +712,8 @@ std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
       // one): look a little longer before paying for a sleep and a wake-up.
       if (spin_for_work(r))
         continue;
+      if (idle_hook_ && idle_hook_->before_sleep(r))
+        continue;
 
       // Sleep. Publish finished work first (the count may reach zero and
       // stop the scheduler), announce the sleep, then look again (see the
@@ -700,7 +741,7 @@ std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
         // this runner's sleeping_ flag, both seq_cst.)
         if (inject_.maybe_nonempty() || immediate_.maybe_nonempty()
             || background_.maybe_nonempty() || r.remote_.maybe_nonempty()
-            || stopped_.load(std::memory_order_seq_cst))
+            || internal_.maybe_nonempty() || stopped_.load(std::memory_order_seq_cst))
           continue;
         if (others_have_work(r))
         {

@@ -1,5 +1,7 @@
 // TCP echo server for the Asio-shaped runtimes (zokio, asio_epoll, asio_uring):
-// one source, three binaries; see runtime.hpp.
+// one source, three binaries; see runtime.hpp. A fourth, zokio_asio
+// (PERF_ASIO_SOCKETS), keeps Asio's own sockets (boost::asio::ip::tcp) and
+// only swaps the context for zokio::io_context.
 //
 //   echo_server --port P [--buf BYTES] [--threads T [--pool 1]]
 //
@@ -20,7 +22,11 @@
 
 namespace {
 
+#if defined(PERF_ASIO_SOCKETS)
+using tcp = boost::asio::ip::tcp;
+#else
 using tcp = rt::ip::tcp;
+#endif
 
 class session : public std::enable_shared_from_this<session> {
 public:

@@ -78,6 +78,19 @@ public:
   // Operations this runner has in the kernel (not counting its wake-up read).
   std::size_t in_flight() const noexcept { return in_flight_; }
 
+  // Hands op, an internal step of the scheduler's own machinery (the Asio
+  // bridge's poll, zokio/detail/asio_bridge.hpp), to this runner's ring. Its
+  // completion is neither outstanding work nor a handler: run() may return
+  // while it is armed, and it is run by this thread only, at the top of its
+  // next run-loop pass (scheduler::run_internal). Tagged in the ring by the
+  // low bit of its user_data (operations are aligned). Owner thread.
+  void start_internal(uring_operation* op);
+
+  // Handlers an internal step ran on behalf of another scheduler (Asio's
+  // handlers, run by the bridge): the run function counts them as its own.
+  // Owner thread.
+  void note_foreign_handlers(std::size_t n) noexcept { foreign_handlers_ += n; }
+
   uring::ring& ring() noexcept { return *ring_; }
 
 private:
@@ -102,6 +115,9 @@ private:
   unsigned since_background_ = 0;     // handlers run since the last background one
   std::uint32_t random_;              // victim selection (xorshift)
   op_queue backlog_;                  // operations waiting for a free SQE
+  op_queue internal_backlog_;         // internal steps waiting for a free SQE
+  op_queue internal_ready_;           // internal steps completed, not yet run (owner only)
+  std::size_t foreign_handlers_ = 0;  // see note_foreign_handlers
   long private_work_ = 0;             // work started here, not yet published
   std::size_t in_flight_ = 0;         // SQEs given to the kernel, CQE not reaped
   int depth_ = 0;                     // nesting of run functions on the owner thread

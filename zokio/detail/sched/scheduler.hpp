@@ -249,6 +249,33 @@ public:
 
   zokio::statistics statistics() const;
 
+  // Queues op, an internal step that is neither outstanding work nor a
+  // handler and must not invoke user code: the next thread that runs the
+  // scheduler runs it during housekeeping (the Asio bridge arms its poll on
+  // that thread's ring this way). Any thread; wakes a sleeping runner.
+  void post_internal(operation* op) noexcept
+  {
+    internal_.push(op);
+    wake_one();
+  }
+
+  // Something this scheduler drives besides its own operations (the Asio
+  // bridge), consulted by a runner just before it sleeps in the kernel.
+  class idle_hook
+  {
+  public:
+    // True if it made something ready for r (the runner then looks again
+    // instead of sleeping). Called on r's thread, inside a run function.
+    virtual bool before_sleep(runner& r) = 0;
+
+  protected:
+    ~idle_hook() = default;
+  };
+
+  // Set once, by the context's constructor, before any other thread can see
+  // the scheduler.
+  void set_idle_hook(idle_hook* h) noexcept { idle_hook_ = h; }
+
 private:
   enum run_mode { mode_run, mode_run_one, mode_poll, mode_poll_one };
 
@@ -294,6 +321,7 @@ private:
   static constexpr std::int64_t max_unsteady_wait_ns = 1'000'000'000;
 
   std::size_t do_run(run_mode mode, std::int64_t deadline_ns);
+  std::size_t run_internal(runner& r);
   runner& enter(run_frame& frame);
   void leave(runner& r, run_frame& frame) noexcept;
   runner& runner_for_this_thread();
@@ -398,6 +426,8 @@ private:
   inject_queue inject_;      // normal class, queued from outside or overflowing
   inject_queue immediate_;   // immediate class
   inject_queue background_;  // background class
+  inject_queue internal_;    // internal steps (post_internal), not counted as work
+  idle_hook* idle_hook_ = nullptr;  // see set_idle_hook
 
   // Every runner ever created, newest first. Runners are never removed before
   // the scheduler is destroyed, so wakers walk the list without a lock.

@@ -1,0 +1,278 @@
+// libs/detail/asio_bridge.cpp: driving Asio's reactor from a zokio ring (the
+// protocol is at the top of zokio/detail/asio_bridge.hpp).
+#include <zokio/detail/asio_bridge.hpp>
+#include <zokio/detail/sched/scheduler.hpp>
+#include <zokio/detail/uring/uring_operation.hpp>
+
+#include <boost/asio/detail/epoll_reactor.hpp>
+#include <boost/asio/detail/scheduler.hpp>
+#include <boost/version.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <thread>
+#include <poll.h>
+
+#if defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT) || !defined(BOOST_ASIO_HAS_EPOLL)
+#error "zokio's Asio bridge drives Asio's epoll reactor; this build selects another one"
+#endif
+
+namespace zokio {
+namespace detail {
+namespace {
+
+namespace ad = boost::asio::detail;
+
+// Access to a few private members of Asio's scheduler and reactor: an
+// explicit instantiation may name private members, and the friend function
+// it defines hands the member pointer out.
+template <typename Tag, typename Tag::type Member>
+struct private_member
+{
+  friend typename Tag::type get(Tag) noexcept { return Member; }
+};
+
+struct asio_task_interrupted
+{
+  using type = bool ad::scheduler::*;
+  friend type get(asio_task_interrupted) noexcept;
+};
+
+struct asio_scheduler_mutex
+{
+  using type = ad::conditionally_enabled_mutex ad::scheduler::*;
+  friend type get(asio_scheduler_mutex) noexcept;
+};
+
+struct asio_outstanding_work
+{
+  using type = ad::atomic_count ad::scheduler::*;
+  friend type get(asio_outstanding_work) noexcept;
+};
+
+struct asio_epoll_fd
+{
+  using type = int ad::epoll_reactor::*;
+  friend type get(asio_epoll_fd) noexcept;
+};
+
+template struct private_member<asio_task_interrupted, &ad::scheduler::task_interrupted_>;
+template struct private_member<asio_scheduler_mutex, &ad::scheduler::mutex_>;
+template struct private_member<asio_outstanding_work, &ad::scheduler::outstanding_work_>;
+template struct private_member<asio_epoll_fd, &ad::epoll_reactor::epoll_fd_>;
+
+static_assert(BOOST_VERSION / 100 == 1081,
+    "zokio's Asio bridge uses private members of Asio's scheduler and epoll_reactor "
+    "(task_interrupted_, mutex_, outstanding_work_, epoll_fd_) and relies on when "
+    "Asio calls init_task; check them for this Boost version");
+
+// One per zokio context (io_context or thread_pool). Registered after the
+// zokio scheduler and Asio's scheduler, so shut down before both.
+class asio_bridge
+  : public ad::execution_context_service_base<asio_bridge>,
+    public scheduler::idle_hook
+{
+public:
+  // Both schedulers are registered by then (install_asio_bridge).
+  explicit asio_bridge(boost::asio::execution_context& ctx)
+    : ad::execution_context_service_base<asio_bridge>(ctx),
+      zokio_(boost::asio::use_service<scheduler>(ctx)),
+      asio_(boost::asio::use_service<ad::scheduler>(ctx)),
+      op_(this)
+  {
+  }
+
+  void shutdown() override { shut_down_.store(true, std::memory_order_relaxed); }
+
+  // Asio's task hook, from Asio's init_task, with Asio's scheduler mutex
+  // held, on whichever thread constructed the first reactor-using object (or
+  // on a runner, from before_sleep): must not call back into Asio's
+  // scheduler's locking members.
+  void activate(ad::epoll_reactor& reactor)
+  {
+    epoll_fd_ = reactor.*get(asio_epoll_fd());
+    // Held for the life of the context (see the header: Work counting).
+    // atomic_count: no lock needed.
+    asio_.work_started();
+    // init_task interrupts the task right after this hook returns, which
+    // makes the poll fire once at once: any work Asio queued before
+    // activation (a resolver completion) runs then.
+    asio_.*get(asio_task_interrupted()) = false;
+    active_.store(true, std::memory_order_release);
+    if (runner* r = zokio_.this_thread_runner())
+    {
+      op_.set_armed();
+      armed_by_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+      r->start_internal(&op_);
+    }
+    else
+    {
+      op_.set_start();
+      zokio_.post_internal(&op_);
+    }
+  }
+
+  // scheduler::idle_hook: a runner is about to sleep. Asio's scheduler may
+  // hold work (a resolve in progress) although nothing created the reactor:
+  // then nothing would wake this context for its completion, so activate.
+  bool before_sleep(runner&) override
+  {
+    if (active_.load(std::memory_order_relaxed))
+      return false;
+    if ((asio_.*get(asio_outstanding_work())) == 0)
+      return false;
+    asio_.init_task(); // calls bridged_task, hence activate(), on this runner
+    return true;
+  }
+
+  // See retire_asio_bridge_on_this_thread. Only the thread that armed the
+  // poll (armed_by_, written by that thread) touches that runner's ring.
+  void retire_this_thread() noexcept
+  {
+    if (!active_.load(std::memory_order_acquire)
+        || armed_by_.load(std::memory_order_relaxed) != std::this_thread::get_id())
+      return;
+    runner* r = op_.runner_;
+    if (r == nullptr)
+      return;
+    ::io_uring* ring = r->ring().get();
+    const std::uint64_t data = reinterpret_cast<std::uintptr_t>(&op_) | 1u; // runner.cpp's internal tag
+    ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
+    if (sqe == nullptr)
+    {
+      ::io_uring_submit(ring);
+      sqe = ::io_uring_get_sqe(ring);
+      if (sqe == nullptr)
+        return;
+    }
+    ::io_uring_prep_cancel64(sqe, data, 0);
+    ::io_uring_sqe_set_data64(sqe, 3); // runner.cpp's ignore_tag
+    // Wait until the poll's completion is in the CQ (left there for the
+    // runner's reap: nothing is consumed here).
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    for (;;)
+    {
+      __kernel_timespec ts{0, 10'000'000};
+      ::io_uring_cqe* cqe = nullptr;
+      ::io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nullptr);
+      unsigned head;
+      bool posted = false;
+      io_uring_for_each_cqe(ring, head, cqe)
+      {
+        if (cqe->user_data == data)
+          posted = true;
+      }
+      if (posted || std::chrono::steady_clock::now() >= give_up)
+        return;
+    }
+  }
+
+private:
+  // The poll on the reactor's epoll descriptor. Internal step: its
+  // completion is run by the runner whose ring holds it (run_internal).
+  class poll_op final : public uring_operation
+  {
+  public:
+    explicit poll_op(asio_bridge* bridge) noexcept
+      : uring_operation(&do_complete, &do_prepare), bridge_(bridge)
+    {
+    }
+
+    void set_start() noexcept { set_func(&do_start); }
+    void set_armed() noexcept { set_func(&do_complete); }
+
+  private:
+    static void do_prepare(uring_operation* base, ::io_uring_sqe* sqe)
+    {
+      auto* o = static_cast<poll_op*>(base);
+      ::io_uring_prep_poll_add(sqe, o->bridge_->epoll_fd_, POLLIN);
+    }
+
+    // From post_internal: runs in housekeeping of some runner.
+    static void do_start(scheduler* owner, operation* base)
+    {
+      auto* o = static_cast<poll_op*>(base);
+      if (owner == nullptr)
+        return; // shutting down; the op belongs to the bridge
+      o->set_armed();
+      o->bridge_->armed_by_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+      owner->this_thread_runner()->start_internal(o);
+    }
+
+    static void do_complete(scheduler* owner, operation* base)
+    {
+      auto* o = static_cast<poll_op*>(base);
+      if (owner == nullptr)
+        return;
+      asio_bridge& b = *o->bridge_;
+      if (b.shut_down_.load(std::memory_order_relaxed))
+        return;
+      runner* r = owner->this_thread_runner();
+      // Re-arm first (also after -ECANCELED: the ring of an exited thread
+      // was torn down and this runner took over), then run what is ready.
+      b.armed_by_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+      r->start_internal(o);
+      r->note_foreign_handlers(b.run_asio());
+    }
+
+    asio_bridge* bridge_;
+  };
+
+  // Runs what Asio has ready, without blocking; then lets Asio interrupt
+  // its task again (also when a handler throws).
+  std::size_t run_asio()
+  {
+    struct rearm_interrupt
+    {
+      ad::scheduler& asio;
+      ~rearm_interrupt()
+      {
+        ad::conditionally_enabled_mutex::scoped_lock lock(asio.*get(asio_scheduler_mutex()));
+        asio.*get(asio_task_interrupted()) = false;
+      }
+    } rearm{asio_};
+    if (asio_.stopped())
+      asio_.restart();
+    boost::system::error_code ec;
+    return asio_.poll(ec);
+  }
+
+  scheduler& zokio_;
+  ad::scheduler& asio_;
+  int epoll_fd_ = -1;                  // written once by activate, before the poll is armed
+  std::atomic<bool> active_{false};    // activate() has run
+  std::atomic<bool> shut_down_{false}; // the context is shutting down: stop re-arming
+  std::atomic<std::thread::id> armed_by_{}; // the thread whose ring holds the poll
+  poll_op op_;
+};
+
+// Asio's task hook: the reactor, plus the bridge that drives it.
+ad::scheduler_task* bridged_task(boost::asio::execution_context& ctx)
+{
+  auto& reactor = boost::asio::use_service<ad::epoll_reactor>(ctx);
+  boost::asio::use_service<asio_bridge>(ctx).activate(reactor);
+  return &reactor;
+}
+
+} // namespace
+
+void retire_asio_bridge_on_this_thread(boost::asio::execution_context& ctx) noexcept
+{
+  if (boost::asio::has_service<asio_bridge>(ctx))
+    boost::asio::use_service<asio_bridge>(ctx).retire_this_thread();
+}
+
+void install_asio_bridge(boost::asio::execution_context& ctx, scheduler& impl)
+{
+  // Asio's scheduler uses its mutex whatever the hint (the resolver's thread
+  // and other threads post to it); a hint of 1 lets it keep handlers posted
+  // from its own handlers on a private queue, as asio::io_context(1) does.
+  const int hint = impl.concurrency_hint() == 1 ? 1 : 0;
+  auto* asio = new ad::scheduler(ctx, hint, false, &bridged_task);
+  boost::asio::add_service(ctx, asio);
+  impl.set_idle_hook(&boost::asio::use_service<asio_bridge>(ctx));
+}
+
+} // namespace detail
+} // namespace zokio

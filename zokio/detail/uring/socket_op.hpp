@@ -55,6 +55,15 @@ public:
   // the handler installed in its cancellation slot, or null.
   void* cancellation_key_ = nullptr;
 
+  // Chooses the runner whose ring must hold the operation, given the runner
+  // of the calling thread (null off the context's threads). Null hook: the
+  // calling thread's runner (the default). An operation that needs a
+  // particular ring (a receive into that ring's provided buffers) returns
+  // that ring's runner, or null while none is chosen yet; it is then handed
+  // over (runner::post_remote) and submitted there.
+  using route_func = runner* (*)(socket_op* op, runner* here);
+  route_func route_ = nullptr;
+
   // Links the operation into its socket and starts it (see the life above).
   // The operation counts as outstanding work from here on.
   void start(scheduler& s);
@@ -102,6 +111,9 @@ protected:
       return -ECANCELED;
     return result_;
   }
+
+  // True when the SQE was a NOP standing in for the cancelled operation.
+  bool prepared_as_nop() const noexcept { return nop_; }
 
   // The error for a negative result.
   static boost::system::error_code error_for(int res) noexcept

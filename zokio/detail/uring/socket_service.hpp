@@ -21,6 +21,7 @@
 #include <zokio/detail/uring/ops/connect_op.hpp>
 #include <zokio/detail/uring/ops/poll_op.hpp>
 #include <zokio/detail/uring/ops/recv_op.hpp>
+#include <zokio/detail/uring/ops/recv_provided_op.hpp>
 #include <zokio/detail/uring/ops/send_op.hpp>
 #include <zokio/detail/uring/socket_handler.hpp>
 #include <zokio/detail/uring/socket_op.hpp>
@@ -113,6 +114,20 @@ public:
       return o->complete_now(scheduler_, -EBADF);
     if (is_stream && o->total_size() == 0)
       return o->complete_now(scheduler_, 0);
+    start(o, st, slot);
+  }
+
+  // Receives into a buffer of pool (recv_provided_op.hpp).
+  template <typename Handler, typename IoExecutor>
+  void async_receive_provided(socket_state* st, provided_buffer_pool& pool, int flags,
+      Handler& handler, const IoExecutor& io_ex)
+  {
+    using op = recv_provided_op<Handler, IoExecutor>;
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, pool, flags);
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -EBADF);
     start(o, st, slot);
   }
 

@@ -1,6 +1,7 @@
 // libs/detail/sched/runner.cpp: a thread's ring: submission, harvesting, sleep.
 #include <zokio/detail/sched/runner.hpp>
 #include <zokio/detail/sched/scheduler.hpp>
+#include <zokio/detail/uring/multishot_operation.hpp>
 
 #include <boost/asio/error.hpp>
 #include <boost/system/system_error.hpp>
@@ -94,8 +95,9 @@ void runner::start(uring_operation* op)
       return;
     }
   }
-  op->prepare(sqe);
+  // user_data first: a multishot operation's prepare tags it.
   ::io_uring_sqe_set_data(sqe, op);
+  op->prepare(sqe);
   ++in_flight_;
 }
 
@@ -113,8 +115,9 @@ void runner::flush_backlog()
         return;
     }
     auto* op = static_cast<uring_operation*>(backlog_.pop());
-    op->prepare(sqe);
+    // user_data first: a multishot operation's prepare tags it.
     ::io_uring_sqe_set_data(sqe, op);
+    op->prepare(sqe);
     ++in_flight_;
   }
 }
@@ -168,6 +171,15 @@ std::size_t runner::reap(op_queue& out)
     }
     if (data == ignore_tag)
       continue;
+    if (data & multishot_operation::tag)
+    {
+      // Handled here, once per CQE (multishot_operation.hpp).
+      auto* m = reinterpret_cast<multishot_operation*>(data & ~multishot_operation::tag);
+      if (!(cqe->flags & IORING_CQE_F_MORE))
+        --in_flight_;
+      m->on_cqe(*this, cqe->res, cqe->flags, out);
+      continue;
+    }
     auto* op = reinterpret_cast<uring_operation*>(data);
     op->result_ = cqe->res;
     op->cqe_flags_ = cqe->flags;

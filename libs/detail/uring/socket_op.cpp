@@ -1,6 +1,7 @@
 // libs/detail/uring/socket_op.cpp: start, completion gate and cancellation of
 // socket operations (the protocol is at the top of socket_op.hpp).
 #include <zokio/detail/uring/socket_op.hpp>
+#include <zokio/detail/uring/accept_engine.hpp>
 #include <zokio/detail/uring/socket_service.hpp>
 
 namespace zokio {
@@ -111,7 +112,7 @@ bool socket_op::finish() noexcept
   if (link_next_)
     link_next_->link_prev_ = link_prev_;
   link_prev_ = link_next_ = nullptr;
-  bool drained = !st->open_ && st->ops_ == nullptr;
+  bool drained = !st->open_ && st->ops_ == nullptr && !(st->accept_ && st->accept_->busy());
   st->lock_.unlock();
   if (drained)
     st->service_->reclaim(st);
@@ -120,6 +121,13 @@ bool socket_op::finish() noexcept
 
 uring_operation* socket_op::request_cancel() noexcept
 {
+  if (parked_ && state_->accept_->unpark(this))
+  {
+    // Waiting in the accept engine, not in the kernel: completes aborted.
+    result_ = -ECANCELED;
+    unparked_ = true;
+    return &cancel_;
+  }
   if (home_ == nullptr)
   {
     abort_ = true;
@@ -135,6 +143,13 @@ void socket_op::dispatch_cancel(scheduler& s, uring_operation* step) noexcept
 {
   auto* c = static_cast<cancel_step*>(step);
   socket_op* o = c->target_;
+  if (o->unparked_)
+  {
+    // Counted as work since it was parked; its completion reports the abort.
+    o->unparked_ = false;
+    s.post_deferred(o);
+    return;
+  }
   runner* home = o->home_;  // fixed once set (under the lock, before us)
   if (s.this_thread_runner() == home)
   {

@@ -112,6 +112,10 @@ protected:
     return result_;
   }
 
+  // True for an accept whose descriptor came from the acceptor's multishot
+  // engine (no peer address from the kernel: ask getpeername).
+  bool via_engine() const noexcept { return via_engine_; }
+
   // True when the SQE was a NOP standing in for the cancelled operation.
   bool prepared_as_nop() const noexcept { return nop_; }
 
@@ -134,6 +138,7 @@ protected:
 
 private:
   friend class socket_service;
+  friend class accept_engine;
 
   // The step that submits IORING_OP_ASYNC_CANCEL for its operation.
   class cancel_step final : public uring_operation
@@ -168,6 +173,9 @@ private:
   bool abort_ = false;          // cancelled before it reached a ring
   bool cancel_pending_ = false; // cancel_ is queued or in flight
   bool deferred_ = false;       // completed while cancel_ was pending
+  bool parked_ = false;         // an accept waiting in its accept_engine (no SQE)
+  bool unparked_ = false;       // taken out of the engine by a cancel: post it
+  bool via_engine_ = false;     // an accept served by the multishot engine
 
   // Home runner's thread only.
   bool cancelled_ = false;      // a cancel request follows it

@@ -1357,6 +1357,46 @@ BOOST_AUTO_TEST_CASE(accept_loop_uses_one_multishot_request)
   }
 }
 
+BOOST_AUTO_TEST_CASE(more_connections_than_the_acceptor_queues)
+{
+  // 200 connections wait before the first accept: the multishot request
+  // stops at its queue bound (64), is armed again when the queue is drained,
+  // and every connection is accepted, none aborted or lost.
+  zokio_test::raise_fd_limit(1024);
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  constexpr int n = 200;
+  std::vector<tcp::socket> clients;
+  for (int i = 0; i < n; ++i)
+  {
+    clients.emplace_back(ctx);
+    clients.back().connect(acceptor.local_endpoint());
+  }
+  std::vector<tcp::socket> accepted;
+  zokio::steady_timer t(ctx);
+  std::function<void()> loop = [&] {
+    acceptor.async_accept([&](error_code ec, tcp::socket s) {
+      BOOST_TEST(!ec, ec.message());
+      if (ec)
+        return;
+      accepted.push_back(std::move(s));
+      if (accepted.size() == 1)
+      {
+        // Let the request fill the queue before accepting more.
+        t.expires_after(20ms);
+        t.async_wait([&](error_code) { loop(); });
+      }
+      else if (accepted.size() < n)
+        loop();
+    });
+  };
+  loop();
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(accepted.size() == std::size_t(n));
+  for (auto& s : accepted)
+    BOOST_TEST(s.send(asio::buffer("k", 1)) == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(queued_connections_go_to_later_accepts)
 {
   // One accept, then a pause, then four more: with multishot accept the

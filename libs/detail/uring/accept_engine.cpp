@@ -126,6 +126,7 @@ multishot_operation* accept_engine::request_stop() noexcept
   if (shot_ == shot_armed && !stop_busy_)
   {
     stop_busy_ = true;
+    cancel_sent_ = true;
     return &stop_op_;
   }
   return nullptr;
@@ -214,8 +215,14 @@ void accept_engine::shot_op::do_cqe(multishot_operation* base, runner& r, int re
   bool stop = false;
 
   st.lock_.lock();
+  // Whether this request was cancelled by the engine (its stop may complete
+  // before or after the request's last CQE).
+  const bool cancelled_by_us = e.cancel_sent_;
   if (!more)
+  {
     e.shot_ = shot_idle;
+    e.cancel_sent_ = false;
+  }
   if (res >= 0)
   {
     if (e.stopping_ || !st.open_)
@@ -244,11 +251,12 @@ void accept_engine::shot_op::do_cqe(multishot_operation* base, runner& r, int re
       if (more && e.ready_.size() - e.ready_head_ >= stop_at && !e.stop_busy_)
       {
         e.stop_busy_ = true;
+        e.cancel_sent_ = true;
         stop = true;
       }
     }
   }
-  else if (res == -ECANCELED && !e.stop_busy_ && !e.stopping_)
+  else if (res == -ECANCELED && !cancelled_by_us && !e.stopping_)
   {
     // Cancelled by someone else: the context is shutting down
     // (IORING_ASYNC_CANCEL_ANY). Every parked operation completes aborted.

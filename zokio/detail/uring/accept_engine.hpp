@@ -145,6 +145,7 @@ private:
   std::size_t ready_head_ = 0;
   shot_state shot_ = shot_idle;       // the multishot request: none, posted to a runner, in a ring
   bool stop_busy_ = false;            // its cancel is queued or in flight
+  bool cancel_sent_ = false;          // the armed request has been cancelled by us
   bool stopping_ = false;             // closed: never arm again
 };
 

@@ -60,8 +60,13 @@ provided_buffer_pool::provided_buffer_pool(detail::scheduler& s, std::size_t buf
   if (data_ == nullptr)
     throw boost::system::system_error(boost::asio::error::no_memory,
         "zokio::provided_buffer_pool: mmap");
-  next_ = new (std::nothrow) std::atomic<std::uint32_t>[count];
-  if (next_ == nullptr)
+  try
+  {
+    // Plain new[] (not the nothrow form): programs that replace the global
+    // allocation functions often replace only the ordinary ones.
+    next_ = new std::atomic<std::uint32_t>[count];
+  }
+  catch (const std::bad_alloc&)
   {
     ::munmap(data_, data_bytes_);
     throw boost::system::system_error(boost::asio::error::no_memory,

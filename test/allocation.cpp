@@ -8,6 +8,7 @@
 #include <zokio/timer/steady_timer.hpp>
 #include <zokio/detail/uring/ops/nop_op.hpp>
 #include <zokio/ip/tcp.hpp>
+#include <zokio/provided_buffer_pool.hpp>
 #include <zokio/thread_pool.hpp>
 #include <zokio/future.hpp>
 
@@ -326,6 +327,40 @@ BOOST_AUTO_TEST_CASE(coroutine_socket_echo_on_a_pool_allocates_nothing)
   pool.join();
   BOOST_TEST(count.load() == rounds);
   BOOST_TEST(at_end.load() - at_start.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(provided_buffer_echo_allocates_nothing)
+{
+  // The echo side receives into a provided_buffer_pool (kernel buffer ring,
+  // or its fallback under ZOKIO_NET_FEATURES=none) and writes the buffer back.
+  zokio::io_context ctx;
+  auto [a, b] = socket_pair(ctx);
+  zokio::provided_buffer_pool buffers(ctx, 256, 8);
+  long at_start = 0;
+  int count = 0;
+  constexpr int rounds = 20000;
+  asio::co_spawn(ctx, [&, &b = b]() -> asio::awaitable<void> {
+    for (;;)
+    {
+      zokio::provided_buffer buf = co_await b.async_receive_provided(buffers, asio::use_awaitable);
+      co_await asio::async_write(b, buf.buffer(), asio::use_awaitable);
+    }
+  }, [](std::exception_ptr) {});
+  asio::co_spawn(ctx, [&, &a = a, &b = b]() -> asio::awaitable<void> {
+    char msg[100] = {9}, got[100];
+    for (int i = 0; i < rounds; ++i)
+    {
+      if (i == warm_up)
+        at_start = allocations.load();
+      co_await asio::async_write(a, asio::buffer(msg), asio::use_awaitable);
+      co_await asio::async_read(a, asio::buffer(got), asio::use_awaitable);
+      ++count;
+    }
+    BOOST_TEST(allocations.load() - at_start == 0);
+    b.close(); // ends the echo loop
+  }, asio::detached);
+  ctx.run();
+  BOOST_TEST(count == rounds);
 }
 
 BOOST_AUTO_TEST_CASE(use_future_coroutine_loop_allocates_nothing)

@@ -4,6 +4,7 @@
 #define ZOKIO_BASIC_STREAM_SOCKET_HPP
 
 #include <zokio/basic_socket.hpp>
+#include <zokio/provided_buffer_pool.hpp>
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/detail/buffer_sequence_adapter.hpp>
@@ -234,6 +235,44 @@ public:
         initiate_async_receive(this), token, buffers, flags);
   }
 
+  /// Starts an asynchronous receive into a buffer of pool, chosen when data
+  /// arrives.
+  /**
+   * The handler gets the bytes received (at most pool.buffer_size()) as a
+   * provided_buffer, which returns to the pool when destroyed or released.
+   * Where the kernel has buffer rings, a receive waiting for data holds no
+   * buffer; elsewhere it takes one from the pool when submitted (see
+   * provided_buffer_pool). The pool must outlive the operation.
+   *
+   * @param pool The buffers to receive into.
+   * @param token The completion token, with signature
+   * @code void(boost::system::error_code, zokio::provided_buffer) @endcode
+   * The buffer is empty unless the error code is success. End of stream is
+   * boost::asio::error::eof; no free buffer in the pool is
+   * boost::asio::error::no_buffer_space (the data stays in the socket).
+   *
+   * @par Per-Operation Cancellation
+   * Supports terminal, partial and total cancellation.
+   */
+  template <typename ReadToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_receive_provided(provided_buffer_pool& pool,
+      ReadToken&& token = boost::asio::default_completion_token_t<executor_type>())
+  {
+    return boost::asio::async_initiate<ReadToken,
+        void(boost::system::error_code, provided_buffer)>(
+        initiate_async_receive_provided(this), token, &pool, socket_base::message_flags(0));
+  }
+
+  /// As above, with flags (MSG_PEEK is not meaningful here).
+  template <typename ReadToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_receive_provided(provided_buffer_pool& pool, socket_base::message_flags flags,
+      ReadToken&& token = boost::asio::default_completion_token_t<executor_type>())
+  {
+    return boost::asio::async_initiate<ReadToken,
+        void(boost::system::error_code, provided_buffer)>(
+        initiate_async_receive_provided(this), token, &pool, flags);
+  }
+
   /// Writes some data, blocking until some has been written.
   template <typename ConstBufferSequence>
   std::size_t write_some(const ConstBufferSequence& buffers)
@@ -312,6 +351,28 @@ private:
       std::decay_t<WriteHandler> h(std::forward<WriteHandler>(handler));
       self_->service_->template async_send<detail::stream_max_buffers>(
           self_->impl_.state_, true, buffers, flags, h, self_->executor_);
+    }
+
+  private:
+    basic_stream_socket* self_;
+  };
+
+  class initiate_async_receive_provided
+  {
+  public:
+    using executor_type = Executor;
+
+    explicit initiate_async_receive_provided(basic_stream_socket* self) noexcept : self_(self) {}
+
+    executor_type get_executor() const noexcept { return self_->get_executor(); }
+
+    template <typename ReadHandler>
+    void operator()(ReadHandler&& handler, provided_buffer_pool* pool,
+        socket_base::message_flags flags) const
+    {
+      std::decay_t<ReadHandler> h(std::forward<ReadHandler>(handler));
+      self_->service_->async_receive_provided(self_->impl_.state_, *pool, flags, h,
+          self_->executor_);
     }
 
   private:

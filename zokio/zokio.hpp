@@ -13,6 +13,7 @@
 #include <zokio/ip/tcp.hpp>
 #include <zokio/ip/udp.hpp>
 #include <zokio/priority.hpp>
+#include <zokio/provided_buffer_pool.hpp>
 #include <zokio/spawn.hpp>
 #include <zokio/statistics.hpp>
 #include <zokio/thread_pool.hpp>

@@ -410,16 +410,17 @@ class HttpExperiment(Experiment):
 class IdleMemoryExperiment(Experiment):
     """RSS of an echo server before and after N idle connections."""
 
-    def __init__(self, conns, rows, runtimes=ECHO_RUNTIMES):
-        super().__init__("idle_memory", "idle_memory", list(runtimes), rows, timeout=120)
+    def __init__(self, conns, rows, runtimes=ECHO_RUNTIMES, name="idle_memory", server_args=()):
+        super().__init__("idle_memory", name, list(runtimes), rows, timeout=120)
         self.conns = conns
+        self.server_args = list(server_args)
 
     def available(self, paths, rt):
         return paths.echo(rt) is not None and paths.loadgen() is not None
 
     def run_once(self, paths, rt):
         port = free_port()
-        with Server(paths.echo(rt) + ["--port", str(port)], port) as srv:
+        with Server(paths.echo(rt) + ["--port", str(port)] + self.server_args, port) as srv:
             # One echo first, so lazily built state (buffers, thread pools) exists.
             run_json(["taskset", "-c", LOAD_CORE] + paths.loadgen() +
                      ["--port", str(port), "--idle", "1", "--hold-ms", "0"], 30)
@@ -585,6 +586,12 @@ def catalogue(mode):
     # 7. idle_memory
     ex.append(IdleMemoryExperiment(pick(200, 2_000, 10_000), [
         Row("idle memory per connection", "idle_memory", "bytes_per_conn", "bytes/conn")]))
+    # The zokio echo server receiving into a shared provided_buffer_pool of 64
+    # x 4 KiB buffers (--provided 64): idle connections hold no buffer.
+    ex.append(IdleMemoryExperiment(pick(200, 2_000, 10_000), [
+        Row("idle memory per connection, provided buffers", "idle_memory_provided",
+            "bytes_per_conn", "bytes/conn")],
+        runtimes=("zokio",), name="idle_memory_provided", server_args=["--provided", "64"]))
     # Echo first, memory-hungry work last: after timer_storm has faulted in and
     # freed a few GB, loopback TCP on this virtual machine runs several times
     # slower for minutes (the host takes the freed pages back and hands them

@@ -1,6 +1,7 @@
 // libs/detail/sched/runner.cpp: a thread's ring: submission, harvesting, sleep.
 #include <zokio/detail/sched/runner.hpp>
 #include <zokio/detail/sched/scheduler.hpp>
+#include <zokio/detail/uring/multishot_operation.hpp>
 
 #include <boost/asio/error.hpp>
 #include <boost/system/system_error.hpp>
@@ -18,6 +19,7 @@ namespace {
 constexpr std::uint64_t wake_tag = 1;    // the eventfd read
 constexpr std::uint64_t ignore_tag = 3;  // completions nobody waits for
 constexpr std::uint64_t internal_bit = 1; // or-ed into an internal step's address
+// (multishot_operation::tag, 2, is or-ed into a multishot operation's.)
 
 [[noreturn]] void throw_errno(int err, const char* what)
 {
@@ -95,8 +97,9 @@ void runner::start(uring_operation* op)
       return;
     }
   }
-  op->prepare(sqe);
+  // user_data first: a multishot operation's prepare tags it.
   ::io_uring_sqe_set_data(sqe, op);
+  op->prepare(sqe);
   ++in_flight_;
 }
 
@@ -143,8 +146,9 @@ void runner::flush_backlog()
         return;
     }
     auto* op = static_cast<uring_operation*>(backlog_.pop());
-    op->prepare(sqe);
+    // user_data first: a multishot operation's prepare tags it.
     ::io_uring_sqe_set_data(sqe, op);
+    op->prepare(sqe);
     ++in_flight_;
   }
 }
@@ -205,6 +209,15 @@ std::size_t runner::reap(op_queue& out)
       op->cqe_flags_ = cqe->flags;
       --in_flight_;
       internal_ready_.push(op);
+      continue;
+    }
+    if (data & multishot_operation::tag)
+    {
+      // Handled here, once per CQE (multishot_operation.hpp).
+      auto* m = reinterpret_cast<multishot_operation*>(data & ~multishot_operation::tag);
+      if (!(cqe->flags & IORING_CQE_F_MORE))
+        --in_flight_;
+      m->on_cqe(*this, cqe->res, cqe->flags, out);
       continue;
     }
     auto* op = reinterpret_cast<uring_operation*>(data);

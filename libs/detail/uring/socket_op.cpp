@@ -1,6 +1,7 @@
 // libs/detail/uring/socket_op.cpp: start, completion gate and cancellation of
 // socket operations (the protocol is at the top of socket_op.hpp).
 #include <zokio/detail/uring/socket_op.hpp>
+#include <zokio/detail/uring/accept_engine.hpp>
 #include <zokio/detail/uring/socket_service.hpp>
 
 namespace zokio {
@@ -9,20 +10,29 @@ namespace detail {
 void socket_op::start(scheduler& s)
 {
   socket_state& st = *state_;
-  runner* r = s.this_thread_runner();
+  runner* here = s.this_thread_runner();
+  runner* r = route_ ? route_(this, here) : here;
   st.lock_.lock();
   link_prev_ = nullptr;
   link_next_ = st.ops_;
   if (st.ops_)
     st.ops_->link_prev_ = this;
   st.ops_ = this;
-  home_ = r;
+  home_ = (r && r == here) ? r : nullptr;
   st.lock_.unlock();
 
-  if (r)
+  if (r && r == here)
   {
     r->work_started();
     r->start(this);
+  }
+  else if (r)
+  {
+    // Its ring belongs to another thread of this context: that thread
+    // submits it (start_step, from its pinned queue).
+    set_func(&start_step);
+    s.work_started();
+    r->post_remote(this);
   }
   else
   {
@@ -36,15 +46,18 @@ void socket_op::start(scheduler& s)
 void socket_op::start_step(scheduler* owner, operation* base)
 {
   auto* o = static_cast<socket_op*>(base);
-  o->set_func(o->complete_);
   if (owner == nullptr)
+  {
+    o->set_func(o->complete_);
     return o->complete_(nullptr, o);
+  }
 
-  runner* r = owner->this_thread_runner();
+  runner* here = owner->this_thread_runner();
+  runner* r = o->route_ ? o->route_(o, here) : here;
   socket_state& st = *o->state_;
   st.lock_.lock();
   bool aborted = o->abort_;
-  if (!aborted)
+  if (!aborted && r == here)
     o->home_ = r;
   st.lock_.unlock();
 
@@ -52,9 +65,19 @@ void socket_op::start_step(scheduler* owner, operation* base)
   {
     // Cancelled before it reached a ring: complete it here (we are in the
     // run loop, not inside the initiating function).
+    o->set_func(o->complete_);
     o->nop_ = true;
     return o->complete_(owner, o);
   }
+  if (r != here)
+  {
+    // Routed to another runner's ring: send it on, keeping its unit counted
+    // (a cancel meanwhile finds home_ null and sets abort_, seen there).
+    owner->work_started();
+    r->post_remote(o);
+    return;
+  }
+  o->set_func(o->complete_);
   // The unit of work counted at initiation now stands for the SQE.
   r->work_started();
   r->start(o);
@@ -89,7 +112,7 @@ bool socket_op::finish() noexcept
   if (link_next_)
     link_next_->link_prev_ = link_prev_;
   link_prev_ = link_next_ = nullptr;
-  bool drained = !st->open_ && st->ops_ == nullptr;
+  bool drained = !st->open_ && st->ops_ == nullptr && !(st->accept_ && st->accept_->busy());
   st->lock_.unlock();
   if (drained)
     st->service_->reclaim(st);
@@ -98,6 +121,13 @@ bool socket_op::finish() noexcept
 
 uring_operation* socket_op::request_cancel() noexcept
 {
+  if (parked_ && state_->accept_->unpark(this))
+  {
+    // Waiting in the accept engine, not in the kernel: completes aborted.
+    result_ = -ECANCELED;
+    unparked_ = true;
+    return &cancel_;
+  }
   if (home_ == nullptr)
   {
     abort_ = true;
@@ -113,6 +143,13 @@ void socket_op::dispatch_cancel(scheduler& s, uring_operation* step) noexcept
 {
   auto* c = static_cast<cancel_step*>(step);
   socket_op* o = c->target_;
+  if (o->unparked_)
+  {
+    // Counted as work since it was parked; its completion reports the abort.
+    o->unparked_ = false;
+    s.post_deferred(o);
+    return;
+  }
   runner* home = o->home_;  // fixed once set (under the lock, before us)
   if (s.this_thread_runner() == home)
   {

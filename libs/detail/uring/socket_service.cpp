@@ -1,5 +1,6 @@
 // libs/detail/uring/socket_service.cpp: socket states, open/close/cancel.
 #include <zokio/detail/uring/socket_service.hpp>
+#include <zokio/detail/uring/accept_engine.hpp>
 
 #include <boost/asio/error.hpp>
 
@@ -33,7 +34,20 @@ socket_service::socket_service(boost::asio::execution_context& ctx)
 {
 }
 
-socket_service::~socket_service() = default;
+socket_service::~socket_service()
+{
+  // Accept engines whose requests were never reaped (their runner's thread
+  // was still alive at shutdown): the kernel writes nothing into them, and
+  // nobody reaps after this; free what they hold.
+  for (auto& slab : slabs_)
+    for (std::size_t i = 0; i < slab_size; ++i)
+      if (accept_engine* e = slab[i].accept_)
+      {
+        e->abandon();
+        slab[i].accept_ = nullptr;
+        delete e;
+      }
+}
 
 void socket_service::shutdown()
 {
@@ -61,6 +75,11 @@ socket_state* socket_service::allocate_state()
 
 void socket_service::reclaim(socket_state* st) noexcept
 {
+  if (accept_engine* e = st->accept_)
+  {
+    st->accept_ = nullptr;
+    delete e;
+  }
   if (st->close_on_drain_ && st->fd_ >= 0)
   {
     boost::system::error_code ignored;
@@ -123,14 +142,19 @@ void socket_service::close(socket_state*& st, boost::system::error_code& ec,
   st = nullptr;
 
   op_queue steps;
+  multishot_operation* stop = nullptr;
   s->lock_.lock();
   s->open_ = false;
   for (socket_op* o = s->ops_; o; o = o->link_next_)
     if (uring_operation* step = o->request_cancel())
       steps.push(step);
-  bool drained = s->ops_ == nullptr;
+  if (s->accept_)
+    stop = s->accept_->request_stop();
+  bool drained = s->ops_ == nullptr && !(s->accept_ && s->accept_->busy());
   s->lock_.unlock();
   dispatch_all(scheduler_, steps);
+  if (stop)
+    accept_engine::dispatch_stop(scheduler_, stop);
 
   if (drained)
   {

@@ -3,7 +3,7 @@
 // (PERF_ASIO_SOCKETS), keeps Asio's own sockets (boost::asio::ip::tcp) and
 // only swaps the context for zokio::io_context.
 //
-//   echo_server --port P [--buf BYTES] [--threads T [--pool 1]]
+//   echo_server --port P [--buf BYTES] [--threads T [--pool 1]] [--provided N]
 //
 // The idiomatic callback form: an accept loop, and per connection a session
 // that reads what is there (async_read_some into its own buffer) and writes it
@@ -11,12 +11,20 @@
 // default; --threads T runs it on T threads; --pool 1 serves on a thread pool
 // of T workers instead (zokio::thread_pool or asio::thread_pool).
 //
+// --provided N (zokio only): sessions receive with async_receive_provided
+// into a zokio::provided_buffer_pool of N buffers of --buf bytes, shared by
+// all connections, so an idle connection holds no buffer (with the kernel's
+// buffer rings; see zokio/provided_buffer_pool.hpp). A session then owns
+// only its socket.
+//
 // SIGTERM or SIGINT stops the context; the server then prints the context's
 // statistics as one JSON object on stdout ({} for Asio) and exits.
 #include "runtime.hpp"
 
 #include <csignal>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -54,11 +62,50 @@ private:
   std::size_t size_;
 };
 
+#if defined(PERF_RUNTIME_ZOKIO)
+// The session of --provided: receive into a pool buffer, write it back,
+// release it (when the write's handler is destroyed), receive again.
+class provided_session : public std::enable_shared_from_this<provided_session> {
+public:
+  provided_session(tcp::socket socket, zokio::provided_buffer_pool& pool)
+      : socket_(std::move(socket)), pool_(pool) {}
+
+  void start() { read(); }
+
+private:
+  void read() {
+    socket_.async_receive_provided(
+        pool_, [self = shared_from_this()](boost::system::error_code ec, zokio::provided_buffer b) {
+          if (!ec) return self->write(std::move(b));
+          // Every buffer is in use: try again after the handlers queued now.
+          if (ec == perf::asio::error::no_buffer_space)
+            perf::asio::post(self->socket_.get_executor(), [self] { self->read(); });
+        });
+  }
+  void write(zokio::provided_buffer b) {
+    auto data = b.buffer();
+    perf::asio::async_write(socket_, data,
+                            [self = shared_from_this(), b = std::move(b)](boost::system::error_code ec,
+                                                                         std::size_t) {
+                              if (!ec) self->read();
+                            });
+  }
+
+  tcp::socket socket_;
+  zokio::provided_buffer_pool& pool_;
+};
+#endif
+
 class server {
 public:
   template <class Context>
-  server(Context& ctx, unsigned short port, std::size_t buf)
+  server(Context& ctx, unsigned short port, std::size_t buf, std::size_t provided = 0)
       : acceptor_(ctx, tcp::endpoint(perf::asio::ip::make_address("127.0.0.1"), port)), buf_(buf) {
+#if defined(PERF_RUNTIME_ZOKIO)
+    if (provided) pool_.emplace(ctx, buf, provided);
+#else
+    if (provided) throw std::runtime_error("--provided needs zokio");
+#endif
     accept();
   }
 
@@ -67,6 +114,12 @@ private:
     acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
       if (!ec) {
         socket.set_option(tcp::no_delay(true), ec);
+#if defined(PERF_RUNTIME_ZOKIO)
+        if (pool_) {
+          std::make_shared<provided_session>(std::move(socket), *pool_)->start();
+          return accept();
+        }
+#endif
         std::make_shared<session>(std::move(socket), buf_)->start();
       } else if (ec == perf::asio::error::operation_aborted) {
         return;
@@ -77,6 +130,9 @@ private:
 
   tcp::acceptor acceptor_;
   std::size_t buf_;
+#if defined(PERF_RUNTIME_ZOKIO)
+  std::optional<zokio::provided_buffer_pool> pool_;
+#endif
 };
 
 }  // namespace
@@ -85,6 +141,7 @@ int main(int argc, char** argv) {
   perf::options o(argc, argv);
   const auto port = static_cast<unsigned short>(o.num("port", 7000));
   const auto buf = std::size_t(o.num("buf", 4096));
+  const auto provided = std::size_t(o.num("provided", 0));
 
   // Signals are taken by a helper thread (sigwait) that posts the stop; every
   // other thread has them blocked.
@@ -99,7 +156,7 @@ int main(int argc, char** argv) {
     // The pool's workers run from construction; the main thread waits for
     // the signal and stops it.
     rt::thread_pool pool(threads);
-    server s(pool, port, buf);
+    server s(pool, port, buf, provided);
     std::fprintf(stderr, "%s echo server on 127.0.0.1:%u (pool of %u)\n", perf::runtime_name, port,
                  threads);
     int sig = 0;
@@ -112,7 +169,7 @@ int main(int argc, char** argv) {
   }
 
   rt::io_context ctx;
-  server s(ctx, port, buf);
+  server s(ctx, port, buf, provided);
   auto guard = perf::asio::make_work_guard(ctx);
   std::thread stopper([&] {
     int sig = 0;

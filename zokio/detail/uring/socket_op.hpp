@@ -55,6 +55,15 @@ public:
   // the handler installed in its cancellation slot, or null.
   void* cancellation_key_ = nullptr;
 
+  // Chooses the runner whose ring must hold the operation, given the runner
+  // of the calling thread (null off the context's threads). Null hook: the
+  // calling thread's runner (the default). An operation that needs a
+  // particular ring (a receive into that ring's provided buffers) returns
+  // that ring's runner, or null while none is chosen yet; it is then handed
+  // over (runner::post_remote) and submitted there.
+  using route_func = runner* (*)(socket_op* op, runner* here);
+  route_func route_ = nullptr;
+
   // Links the operation into its socket and starts it (see the life above).
   // The operation counts as outstanding work from here on.
   void start(scheduler& s);
@@ -103,6 +112,13 @@ protected:
     return result_;
   }
 
+  // True for an accept whose descriptor came from the acceptor's multishot
+  // engine (no peer address from the kernel: ask getpeername).
+  bool via_engine() const noexcept { return via_engine_; }
+
+  // True when the SQE was a NOP standing in for the cancelled operation.
+  bool prepared_as_nop() const noexcept { return nop_; }
+
   // The error for a negative result.
   static boost::system::error_code error_for(int res) noexcept
   {
@@ -122,6 +138,7 @@ protected:
 
 private:
   friend class socket_service;
+  friend class accept_engine;
 
   // The step that submits IORING_OP_ASYNC_CANCEL for its operation.
   class cancel_step final : public uring_operation
@@ -156,6 +173,9 @@ private:
   bool abort_ = false;          // cancelled before it reached a ring
   bool cancel_pending_ = false; // cancel_ is queued or in flight
   bool deferred_ = false;       // completed while cancel_ was pending
+  bool parked_ = false;         // an accept waiting in its accept_engine (no SQE)
+  bool unparked_ = false;       // taken out of the engine by a cancel: post it
+  bool via_engine_ = false;     // an accept served by the multishot engine
 
   // Home runner's thread only.
   bool cancelled_ = false;      // a cancel request follows it

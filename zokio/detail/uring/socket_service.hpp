@@ -17,10 +17,12 @@
 #define ZOKIO_DETAIL_URING_SOCKET_SERVICE_HPP
 
 #include <zokio/detail/sched/scheduler.hpp>
+#include <zokio/detail/uring/accept_engine.hpp>
 #include <zokio/detail/uring/ops/accept_op.hpp>
 #include <zokio/detail/uring/ops/connect_op.hpp>
 #include <zokio/detail/uring/ops/poll_op.hpp>
 #include <zokio/detail/uring/ops/recv_op.hpp>
+#include <zokio/detail/uring/ops/recv_provided_op.hpp>
 #include <zokio/detail/uring/ops/send_op.hpp>
 #include <zokio/detail/uring/socket_handler.hpp>
 #include <zokio/detail/uring/socket_op.hpp>
@@ -113,6 +115,20 @@ public:
       return o->complete_now(scheduler_, -EBADF);
     if (is_stream && o->total_size() == 0)
       return o->complete_now(scheduler_, 0);
+    start(o, st, slot);
+  }
+
+  // Receives into a buffer of pool (recv_provided_op.hpp).
+  template <typename Handler, typename IoExecutor>
+  void async_receive_provided(socket_state* st, provided_buffer_pool& pool, int flags,
+      Handler& handler, const IoExecutor& io_ex)
+  {
+    using op = recv_provided_op<Handler, IoExecutor>;
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, pool, flags);
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -EBADF);
     start(o, st, slot);
   }
 
@@ -218,7 +234,7 @@ public:
       return o->complete_now(scheduler_, socket_op::already_open_result);
     if (st == nullptr)
       return o->complete_now(scheduler_, -EBADF);
-    start(o, st, slot);
+    start_accept(o, st, slot);
   }
 
   // Accepts a new Socket (on peer_ex), handed to the handler.
@@ -233,7 +249,7 @@ public:
         handler, io_ex, scheduler_, peer_ex, peer_endpoint, protocol);
     if (st == nullptr)
       return o->complete_now(scheduler_, -EBADF);
-    start(o, st, slot);
+    start_accept(o, st, slot);
   }
 
 private:
@@ -244,6 +260,30 @@ private:
     if (slot.is_connected())
       o->cancellation_key_ = &slot.template emplace<socket_op_cancellation>(st);
     o->start(scheduler_);
+  }
+
+  // Accepts go through the acceptor's multishot engine where enabled
+  // (accept_engine.hpp; every accept of the acceptor, so none waits in the
+  // kernel while the engine holds a connection); otherwise, or if the engine
+  // cannot be allocated, each is one IORING_OP_ACCEPT of its own.
+  template <typename Slot>
+  void start_accept(socket_op* o, socket_state* st, Slot& slot)
+  {
+    if (accept_engine::enabled())
+    {
+      o->state_ = st;
+      if (slot.is_connected())
+        o->cancellation_key_ = &slot.template emplace<socket_op_cancellation>(st);
+      try
+      {
+        accept_engine::start(scheduler_, *st, o);
+        return;
+      }
+      catch (const std::bad_alloc&)
+      {
+      }
+    }
+    start(o, st, slot);
   }
 
   socket_state* allocate_state();

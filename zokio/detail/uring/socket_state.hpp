@@ -24,6 +24,7 @@
 namespace zokio {
 namespace detail {
 
+class accept_engine;
 class socket_op;
 class socket_service;
 
@@ -82,6 +83,10 @@ public:
   bool open_ = false;
   bool close_on_drain_ = true;
   socket_op* ops_ = nullptr;
+
+  // Under lock_: the multishot accept engine of an acceptor (null until its
+  // first accept that uses it; accept_engine.hpp). Freed by reclaim.
+  accept_engine* accept_ = nullptr;
 
   // Receive hint: the last receive left the socket empty, so the next one
   // arms poll first instead of trying a transfer that would fail

@@ -40,7 +40,18 @@ protected:
       return -1;
     }
     if (peer_endpoint_ && delivering)
+    {
+      if (via_engine())
+      {
+        // The multishot request shares no address buffer with this
+        // operation: ask the new socket.
+        addrlen_ = static_cast<::socklen_t>(peer_endpoint_->capacity());
+        if (::getpeername(r, static_cast<::sockaddr*>(static_cast<void*>(peer_endpoint_->data())),
+                &addrlen_) != 0)
+          addrlen_ = 0;
+      }
       peer_endpoint_->resize(addrlen_);
+    }
     return r;
   }
 

@@ -1,0 +1,338 @@
+// libs/detail/uring/accept_engine.cpp: multishot accept (the protocol is at
+// the top of accept_engine.hpp).
+#include <zokio/detail/uring/accept_engine.hpp>
+
+#include <zokio/detail/sched/runner.hpp>
+#include <zokio/detail/sched/scheduler.hpp>
+#include <zokio/detail/uring/socket_op.hpp>
+#include <zokio/detail/uring/socket_service.hpp>
+#include <zokio/detail/uring/socket_state.hpp>
+
+#include <cerrno>
+#include <new>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace zokio {
+namespace detail {
+
+accept_engine::accept_engine(socket_state& st) noexcept
+  : state_(st), shot_op_(this), stop_op_(this)
+{
+}
+
+accept_engine::~accept_engine()
+{
+  // Parked operations and queued descriptors are gone by now (close, or
+  // abandon); the requests are not in flight (busy() was false).
+  for (std::size_t i = ready_head_; i < ready_.size(); ++i)
+    ::close(ready_[i]);
+  waiters_.release();
+}
+
+void accept_engine::start(scheduler& s, socket_state& st, socket_op* o)
+{
+  runner* here = s.this_thread_runner();
+  accept_engine* fresh = nullptr;
+  if (st.accept_ == nullptr)
+    fresh = new accept_engine(st);  // may throw: o untouched
+
+  bool arm = false;
+  int fd = -1;
+  st.lock_.lock();
+  if (st.accept_ == nullptr)
+  {
+    st.accept_ = fresh;
+    fresh = nullptr;
+  }
+  accept_engine& e = *st.accept_;
+  o->link_prev_ = nullptr;
+  o->link_next_ = st.ops_;
+  if (st.ops_)
+    st.ops_->link_prev_ = o;
+  st.ops_ = o;
+  o->home_ = nullptr;
+  o->via_engine_ = true;
+  if (e.ready_head_ < e.ready_.size())
+  {
+    fd = e.ready_[e.ready_head_++];
+    if (e.ready_head_ == e.ready_.size())
+    {
+      e.ready_.clear();
+      e.ready_head_ = 0;
+    }
+  }
+  else
+  {
+    o->parked_ = true;
+    e.waiters_.push(o);
+    if (e.shot_ == shot_idle && !e.stop_busy_ && !e.stopping_)
+    {
+      e.shot_ = here ? shot_armed : shot_posted;
+      e.shot_op_.runner_ = here;  // before the unlock: dispatch_stop reads it
+      arm = true;
+    }
+  }
+  st.lock_.unlock();
+  delete fresh;  // lost a race with another thread's first accept
+
+  // The operation counts as work until its handler has run; it may be
+  // completed on any thread, so the shared count.
+  s.work_started();
+  if (fd >= 0)
+  {
+    // A descriptor was waiting: complete through the run loop, never inside
+    // the initiating function.
+    o->result_ = fd;
+    s.post_deferred(o);
+    return;
+  }
+  if (arm)
+  {
+    if (here)
+    {
+      here->start(&e.shot_op_);
+    }
+    else
+    {
+      // Not on a thread of this context: a running thread arms it (do_arm).
+      s.work_started();
+      s.post_deferred(&e.shot_op_);
+    }
+  }
+}
+
+bool accept_engine::unpark(socket_op* o) noexcept
+{
+  if (!o->parked_)
+    return false;
+  op_queue rest;
+  while (operation* p = waiters_.pop())
+    if (p != o)
+      rest.push(p);
+  waiters_.push(rest);
+  o->parked_ = false;
+  return true;
+}
+
+multishot_operation* accept_engine::request_stop() noexcept
+{
+  stopping_ = true;
+  for (std::size_t i = ready_head_; i < ready_.size(); ++i)
+    ::close(ready_[i]);
+  ready_.clear();
+  ready_head_ = 0;
+  if (shot_ == shot_armed && !stop_busy_)
+  {
+    stop_busy_ = true;
+    cancel_sent_ = true;
+    return &stop_op_;
+  }
+  return nullptr;
+}
+
+void accept_engine::dispatch_stop(scheduler& s, multishot_operation* step) noexcept
+{
+  // The home runner is fixed while the request is armed (set by
+  // runner::start before the lock that published shot_armed was released).
+  runner* home = static_cast<stop_op*>(step)->engine_->shot_op_.runner_;
+  if (s.this_thread_runner() == home)
+  {
+    home->start(step);
+  }
+  else
+  {
+    s.work_started();
+    home->post_remote(step);  // do_start, on the home runner's thread
+  }
+}
+
+void accept_engine::abandon() noexcept
+{
+  while (operation* op = waiters_.pop())
+  {
+    static_cast<socket_op*>(op)->parked_ = false;
+    op->destroy();
+  }
+  for (std::size_t i = ready_head_; i < ready_.size(); ++i)
+    ::close(ready_[i]);
+  ready_.clear();
+  ready_head_ = 0;
+}
+
+bool accept_engine::should_rearm(runner& r) noexcept
+{
+  if (shot_ == shot_idle && !stop_busy_ && !stopping_ && state_.open_ && !waiters_.empty()
+      && ready_head_ == ready_.size())
+  {
+    shot_ = shot_armed;
+    shot_op_.runner_ = &r;
+    return true;
+  }
+  return false;
+}
+
+bool accept_engine::drained() const noexcept
+{
+  return !state_.open_ && state_.ops_ == nullptr && !busy();
+}
+
+// The request posted from outside the context, now on a running thread.
+void accept_engine::shot_op::do_arm(scheduler* owner, operation* base)
+{
+  auto* op = static_cast<shot_op*>(base);
+  accept_engine& e = *op->engine_;
+  socket_state& st = e.state_;
+  st.lock_.lock();
+  bool go = owner && !e.stopping_ && st.open_;
+  e.shot_ = go ? shot_armed : shot_idle;
+  if (go)
+    op->runner_ = owner->this_thread_runner();
+  bool reclaim = !go && e.drained();
+  st.lock_.unlock();
+  if (go)
+    owner->this_thread_runner()->start(op);
+  else if (reclaim)
+    st.service_->reclaim(&st);
+}
+
+void accept_engine::shot_op::do_prepare(uring_operation* base, ::io_uring_sqe* sqe)
+{
+  auto* op = static_cast<shot_op*>(base);
+  ::io_uring_prep_multishot_accept(sqe, op->engine_->state_.fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  tag_sqe(sqe, op);
+}
+
+void accept_engine::shot_op::do_cqe(multishot_operation* base, runner& r, int res,
+    unsigned flags, op_queue& out) noexcept
+{
+  auto* op = static_cast<shot_op*>(base);
+  accept_engine& e = *op->engine_;
+  socket_state& st = e.state_;
+  const bool more = (flags & IORING_CQE_F_MORE) != 0;
+  int close_fd = -1;
+  bool stop = false;
+
+  st.lock_.lock();
+  // Whether this request was cancelled by the engine (its stop may complete
+  // before or after the request's last CQE).
+  const bool cancelled_by_us = e.cancel_sent_;
+  if (!more)
+  {
+    e.shot_ = shot_idle;
+    e.cancel_sent_ = false;
+  }
+  if (res >= 0)
+  {
+    if (e.stopping_ || !st.open_)
+    {
+      close_fd = res;
+    }
+    else if (operation* w = e.waiters_.pop())
+    {
+      auto* o = static_cast<socket_op*>(w);
+      o->parked_ = false;
+      o->result_ = res;
+      out.push(o);
+    }
+    else
+    {
+      // May allocate while the queue grows to its high-water mark; steady
+      // state reuses the capacity.
+      try
+      {
+        e.ready_.push_back(res);
+      }
+      catch (...)
+      {
+        close_fd = res;  // no memory: the connection is dropped
+      }
+      if (more && e.ready_.size() - e.ready_head_ >= stop_at && !e.stop_busy_)
+      {
+        e.stop_busy_ = true;
+        e.cancel_sent_ = true;
+        stop = true;
+      }
+    }
+  }
+  else if (res == -ECANCELED && !cancelled_by_us && !e.stopping_)
+  {
+    // Cancelled by someone else: the context is shutting down
+    // (IORING_ASYNC_CANCEL_ANY). Every parked operation completes aborted.
+    while (operation* w = e.waiters_.pop())
+    {
+      auto* o = static_cast<socket_op*>(w);
+      o->parked_ = false;
+      o->result_ = -ECANCELED;
+      out.push(o);
+    }
+  }
+  else if (res != -ECANCELED)
+  {
+    // EMFILE, ENFILE, ...: the oldest accept gets the error.
+    if (operation* w = e.waiters_.pop())
+    {
+      auto* o = static_cast<socket_op*>(w);
+      o->parked_ = false;
+      o->result_ = res;
+      out.push(o);
+    }
+  }
+  bool rearm = !more && e.should_rearm(r);
+  bool reclaim = !more && e.drained();
+  st.lock_.unlock();
+
+  if (close_fd >= 0)
+    ::close(close_fd);
+  if (stop)
+    r.start(&e.stop_op_);
+  if (rearm)
+    r.start(op);
+  if (reclaim)
+    st.service_->reclaim(&st);
+}
+
+// The cancel handed over from another thread, on the home runner's thread.
+void accept_engine::stop_op::do_start(scheduler* owner, operation* base)
+{
+  auto* op = static_cast<stop_op*>(base);
+  accept_engine& e = *op->engine_;
+  if (owner == nullptr)
+  {
+    // Destroyed unrun (shutdown): the request is cancelled by the scheduler.
+    socket_state& st = e.state_;
+    st.lock_.lock();
+    e.stop_busy_ = false;
+    st.lock_.unlock();
+    return;
+  }
+  owner->this_thread_runner()->start(op);
+}
+
+void accept_engine::stop_op::do_prepare(uring_operation* base, ::io_uring_sqe* sqe)
+{
+  auto* op = static_cast<stop_op*>(base);
+  ::io_uring_prep_cancel64(sqe, user_data(&op->engine_->shot_op_), 0);
+  tag_sqe(sqe, op);
+}
+
+void accept_engine::stop_op::do_cqe(multishot_operation* base, runner& r, int, unsigned,
+    op_queue&) noexcept
+{
+  auto* op = static_cast<stop_op*>(base);
+  accept_engine& e = *op->engine_;
+  socket_state& st = e.state_;
+  st.lock_.lock();
+  e.stop_busy_ = false;
+  bool rearm = e.should_rearm(r);
+  bool reclaim = e.drained();
+  st.lock_.unlock();
+  if (rearm)
+    r.start(&e.shot_op_);
+  if (reclaim)
+    st.service_->reclaim(&st);
+}
+
+} // namespace detail
+} // namespace zokio

@@ -1,0 +1,155 @@
+// zokio/detail/uring/accept_engine.hpp: multishot accept for an acceptor.
+//
+// Protocol. An acceptor whose async_accepts want no peer endpoint gets an
+// engine (allocated on first use, freed with the socket state). The engine
+// keeps one IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT (linux 5.19) armed
+// while accepts are wanted, so the common accept loop costs one SQE for many
+// connections instead of one per connection:
+//   - async_accept takes a descriptor already accepted (ready_) if there is
+//     one: its operation is posted to complete at once; otherwise the
+//     operation is parked (waiters_) and the multishot request is armed if it
+//     is not (on the calling thread's ring, or from a running thread).
+//   - each CQE (reaped inline, multishot_operation.hpp) goes to the oldest
+//     parked operation, which is pushed to the runner's ready queue; with none
+//     parked it is queued in ready_. When kStopAt descriptors wait there, the
+//     request is cancelled, so further connections stay in the kernel's
+//     listen backlog (the bound); it is armed again when an accept finds
+//     ready_ empty. CQEs already posted when the cancel lands still queue.
+//   - an error CQE (EMFILE, ENFILE...) ends the request: the oldest parked
+//     operation completes with it, as a single accept would, and the
+//     connection stays in the backlog for a later accept.
+//   - cancelling a parked operation (cancel(), close(), a cancellation slot)
+//     unparks it and posts it with operation_aborted; nothing goes to the
+//     kernel. close() also cancels the multishot request and closes the
+//     descriptors in ready_; the acceptor's descriptor is closed only once
+//     the engine's requests have completed (busy()).
+//
+// Threads: every field below is guarded by the socket state's lock_. The
+// multishot request and its cancel live on one runner's ring (home: the one
+// that armed it); their CQEs are handled on that runner's thread, and a
+// cancel requested elsewhere is handed to it (runner::post_remote).
+// Parked operations count as outstanding work (so run() does not return
+// while an accept waits); the multishot request itself does not.
+#ifndef ZOKIO_DETAIL_URING_ACCEPT_ENGINE_HPP
+#define ZOKIO_DETAIL_URING_ACCEPT_ENGINE_HPP
+
+#include <zokio/detail/sched/op_queue.hpp>
+#include <zokio/detail/uring/multishot_operation.hpp>
+#include <zokio/detail/uring/net_features.hpp>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace zokio {
+namespace detail {
+
+class scheduler;
+class socket_op;
+class socket_state;
+
+class accept_engine
+{
+public:
+  explicit accept_engine(socket_state& st) noexcept;
+  ~accept_engine();
+
+  accept_engine(const accept_engine&) = delete;
+  accept_engine& operator=(const accept_engine&) = delete;
+
+  // Whether accepts use the engine: the kernel has multishot accept and
+  // ZOKIO_MULTISHOT_ACCEPT is not "0".
+  static bool enabled() noexcept
+  {
+    static const bool on = [] {
+      const char* v = std::getenv("ZOKIO_MULTISHOT_ACCEPT");
+      return uring::features().multishot_accept && !(v && std::strcmp(v, "0") == 0);
+    }();
+    return on;
+  }
+
+  // Starts accept operation o (state_ and cancellation key set, not linked)
+  // on the open socket st. Any thread. Throws std::bad_alloc only when the
+  // engine cannot be allocated (o is then untouched).
+  static void start(scheduler& s, socket_state& st, socket_op* o);
+
+  // Under st.lock_: removes o from the parked operations; true if it was there.
+  bool unpark(socket_op* o) noexcept;
+
+  // Under st.lock_ (close): closes the queued descriptors, stops arming, and
+  // returns the request that cancels the armed multishot accept (to hand to
+  // dispatch_stop after unlocking), or null.
+  multishot_operation* request_stop() noexcept;
+
+  // Submits a step returned by request_stop on the home ring. Not under the lock.
+  static void dispatch_stop(scheduler& s, multishot_operation* step) noexcept;
+
+  // Under st.lock_: a request of the engine may still name the descriptor.
+  bool busy() const noexcept { return shot_ != shot_idle || stop_busy_; }
+
+  // Service teardown, no thread running the context: parked operations are
+  // destroyed, queued descriptors closed.
+  void abandon() noexcept;
+
+private:
+  // Descriptors queued before the request is cancelled (the bound).
+  // Arbitrary: enough for a burst of connections between two accepts.
+  static constexpr std::size_t stop_at = 64;
+
+  enum shot_state : unsigned char { shot_idle, shot_posted, shot_armed };
+
+  class shot_op final : public multishot_operation
+  {
+  public:
+    explicit shot_op(accept_engine* e) noexcept
+      : multishot_operation(&do_arm, &do_prepare, &do_cqe), engine_(e)
+    {
+    }
+    accept_engine* const engine_;
+
+  private:
+    static void do_arm(scheduler* owner, operation* op);
+    static void do_prepare(uring_operation* op, ::io_uring_sqe* sqe);
+    static void do_cqe(multishot_operation* op, runner& r, int res, unsigned flags,
+        op_queue& out) noexcept;
+  };
+
+  class stop_op final : public multishot_operation
+  {
+  public:
+    explicit stop_op(accept_engine* e) noexcept
+      : multishot_operation(&do_start, &do_prepare, &do_cqe), engine_(e)
+    {
+    }
+    accept_engine* const engine_;
+
+  private:
+    static void do_start(scheduler* owner, operation* op);
+    static void do_prepare(uring_operation* op, ::io_uring_sqe* sqe);
+    static void do_cqe(multishot_operation* op, runner& r, int res, unsigned flags,
+        op_queue& out) noexcept;
+  };
+
+  // Under the lock, after the request ended or its cancel completed: whether
+  // to arm again now on r (the caller's runner), and marks it armed there if so.
+  bool should_rearm(runner& r) noexcept;
+
+  // Under the lock: the state can be reclaimed (closed, nothing in flight).
+  bool drained() const noexcept;
+
+  socket_state& state_;
+  shot_op shot_op_;
+  stop_op stop_op_;
+  op_queue waiters_;                  // parked accept operations, oldest first
+  std::vector<int> ready_;            // accepted descriptors, oldest at ready_head_
+  std::size_t ready_head_ = 0;
+  shot_state shot_ = shot_idle;       // the multishot request: none, posted to a runner, in a ring
+  bool stop_busy_ = false;            // its cancel is queued or in flight
+  bool cancel_sent_ = false;          // the armed request has been cancelled by us
+  bool stopping_ = false;             // closed: never arm again
+};
+
+} // namespace detail
+} // namespace zokio
+
+#endif // ZOKIO_DETAIL_URING_ACCEPT_ENGINE_HPP

@@ -1,0 +1,65 @@
+// zokio/detail/uring/multishot_operation.hpp: a kernel request whose CQEs
+// are handled inside the harvest, one call per CQE.
+#ifndef ZOKIO_DETAIL_URING_MULTISHOT_OPERATION_HPP
+#define ZOKIO_DETAIL_URING_MULTISHOT_OPERATION_HPP
+
+#include <zokio/detail/sched/op_queue.hpp>
+#include <zokio/detail/uring/uring_operation.hpp>
+
+#include <cstdint>
+
+namespace zokio {
+namespace detail {
+
+// A multishot request (IORING_ACCEPT_MULTISHOT: linux 5.19) posts one CQE
+// per result while IORING_CQE_F_MORE is set, and a last one without it. An
+// operation cannot wait in a ready queue once per CQE (it has one link), so
+// the runner does not queue it: its user_data carries tag, and runner::reap
+// calls on_cqe for every such CQE, on the owner thread, before it moves on.
+// on_cqe may push operations it made ready to out, and may start requests on
+// the runner (re-arming itself after its last CQE).
+//
+// Ownership: the object belongs to whoever armed it and must stay alive
+// until the CQE without IORING_CQE_F_MORE has been handled. It is not
+// counted as outstanding work (the operations it completes are).
+class multishot_operation : public uring_operation
+{
+public:
+  using cqe_func = void (*)(multishot_operation* op, runner& r, int res, unsigned flags,
+      op_queue& out) noexcept;
+
+  // Set in user_data (operations are 8-byte aligned; the runner's own tags
+  // 1 and 3 are checked first).
+  static constexpr std::uint64_t tag = 2;
+
+  void on_cqe(runner& r, int res, unsigned flags, op_queue& out) noexcept
+  {
+    on_cqe_(this, r, res, flags, out);
+  }
+
+  // For prepare functions: marks the SQE as this operation's.
+  static void tag_sqe(::io_uring_sqe* sqe, multishot_operation* op) noexcept
+  {
+    ::io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(op) | tag);
+  }
+
+  // The user_data of op's SQEs (for IORING_OP_ASYNC_CANCEL).
+  static std::uint64_t user_data(multishot_operation* op) noexcept
+  {
+    return reinterpret_cast<std::uint64_t>(op) | tag;
+  }
+
+protected:
+  multishot_operation(func_type func, prepare_func prepare, cqe_func on_cqe) noexcept
+    : uring_operation(func, prepare), on_cqe_(on_cqe)
+  {
+  }
+
+private:
+  cqe_func on_cqe_;
+};
+
+} // namespace detail
+} // namespace zokio
+
+#endif // ZOKIO_DETAIL_URING_MULTISHOT_OPERATION_HPP

@@ -62,7 +62,13 @@ private:
   std::size_t size_;
 };
 
-#if defined(PERF_RUNTIME_ZOKIO)
+// --provided: zokio's own sockets only (not the build with Asio's sockets on
+// a zokio context).
+#if defined(PERF_RUNTIME_ZOKIO) && !defined(PERF_ASIO_SOCKETS)
+#define PERF_PROVIDED_BUFFERS 1
+#endif
+
+#if defined(PERF_PROVIDED_BUFFERS)
 // The session of --provided: receive into a pool buffer, write it back,
 // release it (when the write's handler is destroyed), receive again.
 class provided_session : public std::enable_shared_from_this<provided_session> {
@@ -101,10 +107,10 @@ public:
   template <class Context>
   server(Context& ctx, unsigned short port, std::size_t buf, std::size_t provided = 0)
       : acceptor_(ctx, tcp::endpoint(perf::asio::ip::make_address("127.0.0.1"), port)), buf_(buf) {
-#if defined(PERF_RUNTIME_ZOKIO)
+#if defined(PERF_PROVIDED_BUFFERS)
     if (provided) pool_.emplace(ctx, buf, provided);
 #else
-    if (provided) throw std::runtime_error("--provided needs zokio");
+    if (provided) throw std::runtime_error("--provided needs zokio's own sockets");
 #endif
     accept();
   }
@@ -114,7 +120,7 @@ private:
     acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
       if (!ec) {
         socket.set_option(tcp::no_delay(true), ec);
-#if defined(PERF_RUNTIME_ZOKIO)
+#if defined(PERF_PROVIDED_BUFFERS)
         if (pool_) {
           std::make_shared<provided_session>(std::move(socket), *pool_)->start();
           return accept();
@@ -130,7 +136,7 @@ private:
 
   tcp::acceptor acceptor_;
   std::size_t buf_;
-#if defined(PERF_RUNTIME_ZOKIO)
+#if defined(PERF_PROVIDED_BUFFERS)
   std::optional<zokio::provided_buffer_pool> pool_;
 #endif
 };

@@ -191,10 +191,10 @@ def wait_for_quiet():
 # --- runtimes --------------------------------------------------------------------
 
 class Paths:
-    def __init__(self, build):
+    def __init__(self, build, cargo_profile="release"):
         self.build = build
         self.bin = os.path.join(build, "bin")
-        self.cargo = os.path.join(build, "cargo", "release")
+        self.cargo = os.path.join(build, "cargo", cargo_profile)
         self.go = os.path.join(build, "go")
 
     def bench(self, rt):
@@ -663,11 +663,13 @@ def main():
                     help="scenario (perf/scenarios/<name>) or experiment name; repeatable")
     ap.add_argument("--build", default=os.path.join(TOP, "build", "perf"))
     ap.add_argument("--runs", type=int, default=None)
+    ap.add_argument("--cargo-profile", default="release",
+                    help="cargo profile the Tokio programs were built with (perf/run --smoke: smoke)")
     ap.add_argument("--results", default=os.path.join(PERF, "results"))
     ap.add_argument("--command", default="perf/report/runner.py")
     args = ap.parse_args()
 
-    paths = Paths(args.build)
+    paths = Paths(args.build, args.cargo_profile)
     runs = args.runs or (1 if args.mode == "smoke" else 3)
     exps = catalogue(args.mode)
     if args.only:

@@ -3,6 +3,7 @@
 //   perf_loadgen --port P [--host 127.0.0.1] --conns C --size S --inflight K
 //                --duration SEC --warmup SEC [--server-pid PID]
 //   perf_loadgen --port P --idle N [--hold-ms MS]
+//   perf_loadgen --port P --churn K --duration SEC --warmup SEC [--server-pid PID]
 //
 // Load mode. C connections each keep K messages of S bytes in flight
 // (pipelining): every echoed message is answered by the next one. The bytes a
@@ -23,6 +24,12 @@
 //
 // Idle mode (for idle_memory): opens N connections, echoes one 16-byte message
 // on each, prints {"ready":true,...} and holds them open for MS milliseconds.
+//
+// Churn mode (for accept_churn): K connections at a time each connect, echo
+// one 16-byte message (verified), and close with an RST (SO_LINGER 0: no
+// TIME_WAIT, so the ephemeral ports last), then the slot starts the next one.
+// Reported: connections per second, connect-to-echo latency percentiles and
+// the server's CPU time per connection in the measurement window.
 //
 // Prints one JSON object on stdout.
 #include <liburing.h>
@@ -430,17 +437,185 @@ private:
   bool recording_ = false, stopping_ = false;
 };
 
+// --- churn mode ----------------------------------------------------------------------
+// user_data: slot << 2 | step. A slot's steps run strictly one after another.
+class churn {
+public:
+  explicit churn(const perf::options& o)
+      : port_(unsigned(o.num("port", 0))),
+        duration_(o.real("duration", 5)),
+        warmup_(o.real("warmup", 1)),
+        server_pid_(long(o.num("server-pid", 0))),
+        slots_(std::size_t(o.num("churn", 1))) {
+    if (inet_pton(AF_INET, o.str("host", "127.0.0.1").c_str(), &addr_.sin_addr) != 1)
+      die("bad --host (IPv4 address)");
+    addr_.sin_family = AF_INET;
+    addr_.sin_port = htons(std::uint16_t(port_));
+    unsigned entries = 64;
+    while (entries < slots_.size() + 16) entries *= 2;
+    if (int r = io_uring_queue_init(entries, &ring_, 0); r < 0) {
+      errno = -r;
+      die("io_uring_queue_init");
+    }
+  }
+  ~churn() {
+    for (auto& s : slots_)
+      if (s.fd >= 0) close(s.fd);
+    io_uring_queue_exit(&ring_);
+  }
+
+  int run() {
+    const auto t_start = now_ns();
+    const auto t_measure = t_start + std::uint64_t(warmup_ * 1e9);
+    const auto t_stop = t_measure + std::uint64_t(duration_ * 1e9);
+    now_ = t_start;
+    for (std::size_t i = 0; i < slots_.size(); ++i) start(i);
+    std::uint64_t c0 = 0, srv0 = 0, t0 = 0, c1 = 0, srv1 = 0, t1 = 0;
+    enum { warmup, measure, drain } phase = warmup;
+    std::uint64_t drain_deadline = 0;
+    for (;;) {
+      __kernel_timespec ts{0, 100'000'000};
+      io_uring_cqe* cqe = nullptr;
+      int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      if (r < 0 && r != -ETIME && r != -EINTR) {
+        errno = -r;
+        die("io_uring_submit_and_wait_timeout");
+      }
+      now_ = now_ns();
+      unsigned head, seen = 0;
+      io_uring_for_each_cqe(&ring_, head, cqe) {
+        ++seen;
+        complete(cqe->user_data, cqe->res);
+      }
+      io_uring_cq_advance(&ring_, seen);
+      if (phase == warmup && now_ >= t_measure) {
+        phase = measure;
+        recording_ = true;
+        c0 = done_, srv0 = proc_cpu_ns(server_pid_), t0 = now_;
+      } else if (phase == measure && now_ >= t_stop) {
+        phase = drain;
+        recording_ = false;
+        stopping_ = true;
+        c1 = done_, srv1 = proc_cpu_ns(server_pid_), t1 = now_;
+        drain_deadline = now_ + 5'000'000'000ULL;
+      }
+      if (phase == drain) {
+        if (active_ == 0) break;
+        if (now_ > drain_deadline) fail("churn: connections did not finish in 5 s", 0, 0);
+      }
+    }
+    const double window_s = double(t1 - t0) / 1e9, conns = double(c1 - c0);
+    const double srv_cpu = double(srv1 - srv0);
+    perf::json_line()
+        .add("churn", std::uint64_t(slots_.size()))
+        .add("window_s", window_s)
+        .add("connections", std::uint64_t(conns))
+        .add("conns_per_sec", conns / window_s)
+        .add("p50_us", hist_.percentile(50) / 1e3)
+        .add("p99_us", hist_.percentile(99) / 1e3)
+        .add("server_cpu_util", server_pid_ > 0 ? srv_cpu / double(t1 - t0) : NAN)
+        .add("server_cpu_us_per_conn", server_pid_ > 0 ? srv_cpu / 1e3 / conns : NAN)
+        .add("total_connections", done_)
+        .print();
+    return 0;
+  }
+
+private:
+  enum step : std::uint64_t { step_connect = 0, step_send = 1, step_recv = 2 };
+  struct slot {
+    int fd = -1;
+    std::uint64_t started = 0;  // connect submitted
+    std::uint64_t serial = 0;   // which connection of the run (pattern offset)
+    unsigned char in[16];
+  };
+
+  const unsigned char* message(const slot& s) const {
+    return pattern.data() + (s.serial * 8191) % pattern_len;
+  }
+
+  io_uring_sqe* sqe(std::size_t i, step k) {
+    io_uring_sqe* q = io_uring_get_sqe(&ring_);
+    if (!q) {
+      io_uring_submit(&ring_);
+      q = io_uring_get_sqe(&ring_);
+      if (!q) die("submission queue full");
+    }
+    io_uring_sqe_set_data64(q, std::uint64_t(i) << 2 | k);
+    return q;
+  }
+
+  void start(std::size_t i) {
+    slot& s = slots_[i];
+    s.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s.fd < 0) die("socket");
+    int one = 1;
+    setsockopt(s.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    linger l{1, 0};  // close() sends an RST: no TIME_WAIT on this side
+    setsockopt(s.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    s.started = now_;
+    s.serial = serial_++;
+    io_uring_prep_connect(sqe(i, step_connect), s.fd, reinterpret_cast<sockaddr*>(&addr_),
+                          sizeof addr_);
+    ++active_;
+  }
+
+  void complete(std::uint64_t user_data, int res) {
+    const std::size_t i = std::size_t(user_data >> 2);
+    slot& s = slots_[i];
+    switch (step(user_data & 3)) {
+    case step_connect:
+      if (res < 0) {
+        errno = -res;
+        std::perror("connect");
+        fail("churn: connect failed", i, 0);
+      }
+      io_uring_prep_send(sqe(i, step_send), s.fd, message(s), 16, MSG_NOSIGNAL);
+      break;
+    case step_send:
+      if (res != 16) fail("churn: send failed", i, 0);
+      io_uring_prep_recv(sqe(i, step_recv), s.fd, s.in, 16, MSG_WAITALL);
+      break;
+    case step_recv:
+      if (res != 16) fail("churn: the echo did not arrive", i, 0);
+      if (std::memcmp(s.in, message(s), 16) != 0) fail("churn: echoed bytes differ", i, 0);
+      if (recording_) hist_.record(now_ - s.started);
+      ++done_;
+      close(s.fd);
+      s.fd = -1;
+      --active_;
+      if (!stopping_) start(i);
+      break;
+    }
+  }
+
+  unsigned port_;
+  double duration_, warmup_;
+  long server_pid_;
+  sockaddr_in addr_{};
+  std::vector<slot> slots_;
+  io_uring ring_{};
+  histogram hist_;
+  std::uint64_t now_ = 0, done_ = 0, serial_ = 0;
+  std::size_t active_ = 0;
+  bool recording_ = false, stopping_ = false;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   perf::options o(argc, argv);
   if (!o.flag("port")) {
     std::fprintf(stderr, "usage: %s --port P [--conns C --size S --inflight K --duration SEC "
-                         "--warmup SEC --server-pid PID | --idle N --hold-ms MS]\n", argv[0]);
+                         "--warmup SEC --server-pid PID | --idle N --hold-ms MS | --churn K --duration SEC "
+                         "--warmup SEC --server-pid PID]\n", argv[0]);
     return 2;
   }
   make_pattern();
   if (o.flag("idle")) return idle_mode(o);
+  if (o.flag("churn")) {
+    churn c(o);
+    return c.run();
+  }
   load l(o);
   return l.run();
 }

@@ -353,6 +353,28 @@ class EchoExperiment(Experiment):
         return res
 
 
+class ChurnExperiment(EchoExperiment):
+    """Connection churn: perf_loadgen --churn K (connect, echo 16 bytes, close
+    with an RST) against an echo server on core 0, the generator on core 1."""
+
+    def __init__(self, name, churn, duration, warmup, rows, runtimes=ECHO_RUNTIMES, env=None):
+        super().__init__(name, churn, 16, 1, duration, warmup, rows, runtimes=runtimes,
+                         scenario="accept_churn")
+        self.churn = churn
+        self.env = env  # extra environment of the server (zokio's accept mode)
+
+    def run_once(self, paths, rt):
+        port = free_port()
+        env = dict(os.environ, **self.env) if self.env else None
+        with Server(paths.echo(rt) + ["--port", str(port)], port, env=env) as srv:
+            cmd = PRIO + ["taskset", "-c", LOAD_CORE] + paths.loadgen() + [
+                "--port", str(port), "--churn", str(self.churn), "--duration", str(self.duration),
+                "--warmup", str(self.warmup), "--server-pid", str(srv.pid)]
+            res = run_json(cmd, self.timeout)
+        res["stats"] = srv.stats
+        return res
+
+
 def proc_cpu_us(pid):
     """User + system CPU time of a process so far, in microseconds."""
     with open(f"/proc/{pid}/stat") as f:
@@ -578,7 +600,18 @@ def catalogue(mode):
                                  dur, warm, rows, runtimes=("zokio", "asio_epoll", "asio_uring", "tokio"),
                                  server_args=lambda rt: pool_args.get(rt, ["--threads", "2", "--pool", "1"]),
                                  server_cores=BOTH_CORES))
-    # 6c. HTTP "hello" over Beast, keep-alive, under wrk (zokio vs Asio)
+    # 6c. accept_churn: connection set-up and tear-down (the accept loop),
+    # 16 connections at a time; and zokio with one IORING_OP_ACCEPT per
+    # async_accept instead of its multishot accept request.
+    churn_rows = lambda what: [
+        Row(f"{what}: connections", "accept_churn", "conns_per_sec", "conn/s", "higher"),
+        Row(f"{what}: p99", "accept_churn_latency", "p99_us", "µs"),
+        Row(f"{what}: server CPU", "accept_churn_cpu", "server_cpu_us_per_conn", "µs/conn")]
+    ex.append(ChurnExperiment("accept_churn", 16, dur, warm, churn_rows("accept churn 16 at a time")))
+    ex.append(ChurnExperiment("accept_churn_single", 16, dur, warm,
+                              churn_rows("accept churn 16 at a time, zokio single accepts"),
+                              runtimes=("zokio",), env={"ZOKIO_MULTISHOT_ACCEPT": "0"}))
+    # 6d. HTTP "hello" over Beast, keep-alive, under wrk (zokio vs Asio)
     ex.append(HttpExperiment(64, pick(1, 1, 2), [
         Row("http hello 64 conns: requests", "http", "requests_per_sec", "req/s", "higher"),
         Row("http hello 64 conns: p99", "http", "p99_us", "µs"),

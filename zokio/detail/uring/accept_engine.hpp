@@ -70,13 +70,14 @@ public:
   accept_engine(const accept_engine&) = delete;
   accept_engine& operator=(const accept_engine&) = delete;
 
-  // Whether accepts use the engine: the kernel has multishot accept and
-  // ZOKIO_MULTISHOT_ACCEPT is "1". Opt-in for now (see README.md).
+  // Whether accepts use the engine: the kernel has multishot accept (probed;
+  // off with ZOKIO_NET_FEATURES=none) and ZOKIO_MULTISHOT_ACCEPT is not "0"
+  // (the opt-out: one IORING_OP_ACCEPT per accept). Read once per process.
   static bool enabled() noexcept
   {
     static const bool on = [] {
       const char* v = std::getenv("ZOKIO_MULTISHOT_ACCEPT");
-      return uring::features().multishot_accept && v && std::strcmp(v, "1") == 0;
+      return uring::features().multishot_accept && !(v && std::strcmp(v, "0") == 0);
     }();
     return on;
   }

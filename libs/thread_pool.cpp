@@ -73,8 +73,12 @@ void thread_pool::run_worker()
     {
       impl_.run();
       // For good: this thread is about to exit (or, from attach(), to leave
-      // the pool), and its ring can only be entered by it.
+      // the pool), and its ring can only be entered by it. The bridge first:
+      // it only waits for its poll's completion to be posted, which the
+      // scheduler's retirement then reaps with the rest (lasting multishot
+      // requests, such as an acceptor's multishot accept).
       detail::retire_asio_bridge_on_this_thread(*this);
+      impl_.retire_this_thread();
       return;
     }
     catch (...)

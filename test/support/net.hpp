@@ -6,8 +6,11 @@
 
 #include <boost/asio/ip/address.hpp>
 
-#include <sys/resource.h>
+#include <cstddef>
+#include <filesystem>
 #include <utility>
+
+#include <sys/resource.h>
 
 namespace zokio_test {
 
@@ -49,6 +52,16 @@ inline rlim_t raise_fd_limit(rlim_t n)
     ::getrlimit(RLIMIT_NOFILE, &rl);
   }
   return rl.rlim_cur;
+}
+
+// The descriptors the process has open (entries of /proc/self/fd, counting
+// the one that lists them).
+inline std::size_t open_fds()
+{
+  std::size_t n = 0;
+  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
+    ++n;
+  return n;
 }
 
 } // namespace zokio_test

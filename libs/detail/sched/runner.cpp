@@ -7,6 +7,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <cerrno>
+#include <chrono>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -97,10 +98,30 @@ void runner::start(uring_operation* op)
       return;
     }
   }
+  prepare_sqe(op, sqe);
+}
+
+void runner::prepare_sqe(uring_operation* op, ::io_uring_sqe* sqe)
+{
   // user_data first: a multishot operation's prepare tags it.
   ::io_uring_sqe_set_data(sqe, op);
   op->prepare(sqe);
   ++in_flight_;
+  if (sqe->user_data & multishot_operation::tag)
+  {
+    ++multishot_in_flight_;
+    auto* m = static_cast<multishot_operation*>(op);
+    if (m->lasting_)
+    {
+      // In the ring until its last CQE (runner::reap unlinks it).
+      m->retire_cancelled_ = false;
+      m->armed_prev_ = nullptr;
+      m->armed_next_ = armed_;
+      if (armed_)
+        armed_->armed_prev_ = m;
+      armed_ = m;
+    }
+  }
 }
 
 void runner::start_internal(uring_operation* op)
@@ -145,11 +166,7 @@ void runner::flush_backlog()
       if (sqe == nullptr)
         return;
     }
-    auto* op = static_cast<uring_operation*>(backlog_.pop());
-    // user_data first: a multishot operation's prepare tags it.
-    ::io_uring_sqe_set_data(sqe, op);
-    op->prepare(sqe);
-    ++in_flight_;
+    prepare_sqe(static_cast<uring_operation*>(backlog_.pop()), sqe);
   }
 }
 
@@ -216,7 +233,21 @@ std::size_t runner::reap(op_queue& out)
       // Handled here, once per CQE (multishot_operation.hpp).
       auto* m = reinterpret_cast<multishot_operation*>(data & ~multishot_operation::tag);
       if (!(cqe->flags & IORING_CQE_F_MORE))
+      {
+        // Its last CQE: out of the ring (before on_cqe, which may arm it again).
         --in_flight_;
+        --multishot_in_flight_;
+        if (m->lasting_)
+        {
+          if (m->armed_prev_)
+            m->armed_prev_->armed_next_ = m->armed_next_;
+          else
+            armed_ = m->armed_next_;
+          if (m->armed_next_)
+            m->armed_next_->armed_prev_ = m->armed_prev_;
+          m->armed_prev_ = m->armed_next_ = nullptr;
+        }
+      }
       m->on_cqe(*this, cqe->res, cqe->flags, out);
       continue;
     }
@@ -234,6 +265,51 @@ std::size_t runner::reap(op_queue& out)
     max_batch_.raise_to(n);
   }
   return n;
+}
+
+bool runner::retire(op_queue& out) noexcept
+{
+  if (multishot_in_flight_ == 0)
+    return true;
+  retiring_ = true;
+  ::io_uring* ring = ring_->get();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::nanoseconds(retire_limit_ns);
+  for (;;)
+  {
+    // Cancel what is armed and not cancelled yet: each request once (CQE
+    // handlers start nothing on a retiring ring, multishot_operation.hpp).
+    // The cancels' own CQEs carry ignore_tag.
+    for (multishot_operation* m = armed_; m; m = m->armed_next_)
+    {
+      if (m->retire_cancelled_)
+        continue;
+      ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
+      if (sqe == nullptr)
+      {
+        ::io_uring_submit(ring);
+        sqe = ::io_uring_get_sqe(ring);
+        if (sqe == nullptr)
+          break; // the next pass tries again
+      }
+      ::io_uring_prep_cancel64(sqe, multishot_operation::user_data(m), 0);
+      ::io_uring_sqe_set_data64(sqe, ignore_tag);
+      m->retire_cancelled_ = true;
+    }
+    if (multishot_in_flight_ == 0 || std::chrono::steady_clock::now() >= give_up)
+      break;
+    // Submits the cancels, runs the ring's task work (DEFER_TASKRUN) and
+    // waits for a completion; errors (EINTR, EBUSY) only mean another pass.
+    __kernel_timespec ts{0, 10'000'000};
+    ::io_uring_cqe* cqe = nullptr;
+    ::io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nullptr);
+    kernel_entries_.add();
+    reap(out);
+  }
+  // Cancels prepared but not yet submitted (the deadline passed) go now.
+  if (ring_->sq_pending() != 0)
+    ::io_uring_submit(ring);
+  retiring_ = false;
+  return multishot_in_flight_ == 0;
 }
 
 void runner::sleep(std::int64_t timeout_ns)

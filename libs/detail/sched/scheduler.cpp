@@ -14,13 +14,30 @@ namespace {
 
 std::atomic<std::uint64_t> next_scheduler_id{1};
 
+// See scheduler::retained_runners.
+std::atomic<std::uint64_t> retained_runner_count{0};
+
+// The schedulers not yet shut down (scheduler::live_next_), for the
+// thread-exit hook. Lock order: live_mutex before a scheduler's
+// runners_mutex_. Both are never destroyed (trivial destructors), so a
+// thread that exits during static destruction still finds them.
+std::mutex live_mutex;
+scheduler* live_head = nullptr;
+
 // Liveness of the calling thread, shared with the runners it owns: the flag
 // turns false when the thread exits, which lets another thread take over
 // the runner (with a new ring, since a ring belongs to its creating thread).
+// Constructed when the thread first runs a scheduler.
 struct thread_identity
 {
   std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
-  ~thread_identity() { alive->store(false, std::memory_order_release); }
+  ~thread_identity()
+  {
+    // Only this thread can empty its rings (scheduler.hpp, "Leaving for
+    // good"); then its runners may be taken over.
+    scheduler::retire_exiting_thread();
+    alive->store(false, std::memory_order_release);
+  }
 };
 
 thread_local thread_identity this_thread_identity;
@@ -46,12 +63,16 @@ scheduler::scheduler(boost::asio::execution_context& ctx, int concurrency_hint,
 {
   // Create the calling thread's runner now, so that a system without usable
   // io_uring fails here, at construction, with a clear exception.
-  std::lock_guard<std::mutex> lock(runners_mutex_);
-  runner_for_this_thread();
+  {
+    std::lock_guard<std::mutex> lock(runners_mutex_);
+    runner_for_this_thread();
+  }
+  list_live();
 }
 
 scheduler::~scheduler()
 {
+  unlist_live(); // normally done by shutdown()
   runner* r = runners_.load(std::memory_order_acquire);
   while (r)
   {
@@ -63,6 +84,7 @@ scheduler::~scheduler()
       // the kernel to cancel them.
       r->ring_.reset();
       r->wake_fd_ = -1;
+      retained_runner_count.fetch_add(1, std::memory_order_relaxed);
     }
     else
     {
@@ -72,8 +94,79 @@ scheduler::~scheduler()
   }
 }
 
+void scheduler::list_live() noexcept
+{
+  std::lock_guard<std::mutex> lock(live_mutex);
+  live_prev_ = nullptr;
+  live_next_ = live_head;
+  if (live_head)
+    live_head->live_prev_ = this;
+  live_head = this;
+  live_ = true;
+}
+
+void scheduler::unlist_live() noexcept
+{
+  // Waits for a thread-exit hook that is retiring a runner of this
+  // scheduler; none starts afterwards.
+  std::lock_guard<std::mutex> lock(live_mutex);
+  if (!live_)
+    return;
+  if (live_prev_)
+    live_prev_->live_next_ = live_next_;
+  else
+    live_head = live_next_;
+  if (live_next_)
+    live_next_->live_prev_ = live_prev_;
+  live_prev_ = live_next_ = nullptr;
+  live_ = false;
+}
+
+void scheduler::retire_exiting_thread() noexcept
+{
+  std::lock_guard<std::mutex> lock(live_mutex);
+  for (scheduler* s = live_head; s; s = s->live_next_)
+    s->retire_this_thread();
+}
+
+std::uint64_t scheduler::retained_runners() noexcept
+{
+  return retained_runner_count.load(std::memory_order_relaxed);
+}
+
+void scheduler::retire_this_thread() noexcept
+{
+  const std::atomic<bool>* me = this_thread_identity.alive.get();
+  runner* mine = nullptr;
+  {
+    // (owner_thread_ of another thread's runner may be reassigned meanwhile:
+    // read under the mutex.)
+    std::lock_guard<std::mutex> lock(runners_mutex_);
+    for (runner* r = runners_.load(std::memory_order_relaxed); r; r = r->next_)
+    {
+      if (r->owner_thread_.get() == me)
+      {
+        mine = r;
+        break;
+      }
+    }
+  }
+  // Still inside a run function of this scheduler (called from a handler):
+  // not leaving, and the run loop owns the runner's queues.
+  if (mine == nullptr || mine->depth_ != 0 || !mine->ring_)
+    return;
+  op_queue out;
+  mine->retire(out);
+  // This thread runs no runner of this scheduler now: to the inject queue,
+  // waking a runner if one sleeps.
+  post_deferred(out);
+}
+
 void scheduler::shutdown()
 {
+  // Off the thread-exit hook's list first: from here on no exiting thread
+  // reaps a ring of this scheduler.
+  unlist_live();
   shutdown_ = true;
   stopped_.store(true, std::memory_order_release);
 

@@ -161,16 +161,40 @@ void accept_engine::abandon() noexcept
   ready_head_ = 0;
 }
 
-bool accept_engine::should_rearm(runner& r) noexcept
+accept_engine::rearm_at accept_engine::should_rearm(runner& r) noexcept
 {
   if (shot_ == shot_idle && !stop_busy_ && !stopping_ && state_.open_ && !waiters_.empty()
       && ready_head_ == ready_.size())
   {
+    if (r.retiring())
+    {
+      // Its thread is leaving: not in that ring (see the header).
+      shot_ = shot_posted;
+      shot_op_.runner_ = nullptr;
+      return rearm_at::elsewhere;
+    }
     shot_ = shot_armed;
     shot_op_.runner_ = &r;
-    return true;
+    return rearm_at::here;
   }
-  return false;
+  return rearm_at::none;
+}
+
+void accept_engine::rearm(runner& r, rearm_at where) noexcept
+{
+  if (where == rearm_at::here)
+  {
+    r.start(&shot_op_);
+  }
+  else if (where == rearm_at::elsewhere)
+  {
+    // do_arm on a thread that runs the context; counted as work meanwhile,
+    // as when an accept starts the request from outside the context. (The
+    // retiring thread is in no run function of it: the inject queue.)
+    scheduler& s = r.owner();
+    s.work_started();
+    s.post_deferred(&shot_op_);
+  }
 }
 
 bool accept_engine::drained() const noexcept
@@ -248,13 +272,21 @@ void accept_engine::shot_op::do_cqe(multishot_operation* base, runner& r, int re
       {
         close_fd = res;  // no memory: the connection is dropped
       }
-      if (more && e.ready_.size() - e.ready_head_ >= stop_at && !e.stop_busy_)
+      // (Not on a retiring ring: retire has cancelled the request already.)
+      if (more && e.ready_.size() - e.ready_head_ >= stop_at && !e.stop_busy_
+          && !r.retiring())
       {
         e.stop_busy_ = true;
         e.cancel_sent_ = true;
         stop = true;
       }
     }
+  }
+  else if (res == -ECANCELED && !cancelled_by_us && !e.stopping_ && r.retiring())
+  {
+    // Cancelled by runner::retire: its thread leaves the context. Parked
+    // accepts keep waiting; should_rearm below posts the request to another
+    // thread if there are any.
   }
   else if (res == -ECANCELED && !cancelled_by_us && !e.stopping_)
   {
@@ -279,7 +311,7 @@ void accept_engine::shot_op::do_cqe(multishot_operation* base, runner& r, int re
       out.push(o);
     }
   }
-  bool rearm = !more && e.should_rearm(r);
+  rearm_at rearm = more ? rearm_at::none : e.should_rearm(r);
   bool reclaim = !more && e.drained();
   st.lock_.unlock();
 
@@ -287,8 +319,7 @@ void accept_engine::shot_op::do_cqe(multishot_operation* base, runner& r, int re
     ::close(close_fd);
   if (stop)
     r.start(&e.stop_op_);
-  if (rearm)
-    r.start(op);
+  e.rearm(r, rearm);
   if (reclaim)
     st.service_->reclaim(&st);
 }
@@ -300,11 +331,17 @@ void accept_engine::stop_op::do_start(scheduler* owner, operation* base)
   accept_engine& e = *op->engine_;
   if (owner == nullptr)
   {
-    // Destroyed unrun (shutdown): the request is cancelled by the scheduler.
+    // Destroyed unrun (shutdown; or its runner's thread left before taking
+    // it): the request is cancelled by the scheduler or was by retirement.
+    // If that was the last thing holding a closed acceptor, its descriptor
+    // is closed now.
     socket_state& st = e.state_;
     st.lock_.lock();
     e.stop_busy_ = false;
+    bool reclaim = e.drained();
     st.lock_.unlock();
+    if (reclaim)
+      st.service_->reclaim(&st);
     return;
   }
   owner->this_thread_runner()->start(op);
@@ -325,11 +362,10 @@ void accept_engine::stop_op::do_cqe(multishot_operation* base, runner& r, int, u
   socket_state& st = e.state_;
   st.lock_.lock();
   e.stop_busy_ = false;
-  bool rearm = e.should_rearm(r);
+  rearm_at rearm = e.should_rearm(r);
   bool reclaim = e.drained();
   st.lock_.unlock();
-  if (rearm)
-    r.start(&e.shot_op_);
+  e.rearm(r, rearm);
   if (reclaim)
     st.service_->reclaim(&st);
 }

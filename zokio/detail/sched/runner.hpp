@@ -19,6 +19,7 @@
 namespace zokio {
 namespace detail {
 
+class multishot_operation;
 class scheduler;
 
 // Relaxed counter written by one thread, read by any: a load and a store, no
@@ -46,10 +47,12 @@ private:
 //
 // Threads: everything but queue_ (which other runners steal from), sleeping_,
 // the counters and the list link belongs to the owner thread and is touched
-// only while that thread is inside a run function (or, when the owner has
-// exited, under the scheduler's runner mutex). The runner derives from Asio's thread_context so that, while it
-// runs, Asio's recycling allocator and awaitable frames find its
-// thread_info_base and reuse memory instead of calling operator new.
+// only while that thread is inside a run function, or in retire() (the owner
+// thread, outside every run function of the scheduler), or, when the owner
+// has exited, under the scheduler's runner mutex or during its shutdown. The
+// runner derives from Asio's thread_context so that, while it runs, Asio's
+// recycling allocator and awaitable frames find its thread_info_base and
+// reuse memory instead of calling operator new.
 class runner : public boost::asio::detail::thread_context
 {
 public:
@@ -93,10 +96,32 @@ public:
 
   uring::ring& ring() noexcept { return *ring_; }
 
+  // True while retire() empties this ring: a multishot operation must not
+  // start a lasting request on it then (it hands the request to another
+  // thread of the context instead). Owner thread.
+  bool retiring() const noexcept { return retiring_; }
+
 private:
   friend class scheduler;
 
+  // Called by the owner thread when it leaves the scheduler for good (see
+  // scheduler::retire_this_thread), outside every run function: cancels
+  // each lasting multishot request in the ring (IORING_OP_ASYNC_CANCEL by
+  // its user_data) and reaps, entering the kernel with a 10 ms timeout,
+  // until no multishot request (lasting or a cancel) is left in the ring, or
+  // for at most retire_limit_ns. Every CQE reaped meanwhile is handled as in
+  // a run loop: multishot CQEs inline (their operations may queue
+  // connections, or complete parked accepts into out), other operations
+  // into out, internal steps into internal_ready_. Operations still in the
+  // backlog stay there. True if no multishot request is left.
+  bool retire(op_queue& out) noexcept;
+
+  // Longest retire(): the cancels complete at once unless the kernel is
+  // short of memory. Same bound as the Asio bridge's retirement.
+  static constexpr std::int64_t retire_limit_ns = 1'000'000'000;
+
   // Owner-thread only.
+  void prepare_sqe(uring_operation* op, ::io_uring_sqe* sqe);
   void create_ring();
   void arm_wakeup();
   bool submit();                      // flushes prepared SQEs; false if the kernel pushed back
@@ -120,6 +145,9 @@ private:
   std::size_t foreign_handlers_ = 0;  // see note_foreign_handlers
   long private_work_ = 0;             // work started here, not yet published
   std::size_t in_flight_ = 0;         // SQEs given to the kernel, CQE not reaped
+  std::size_t multishot_in_flight_ = 0; // of which multishot operations (lasting or not)
+  multishot_operation* armed_ = nullptr; // lasting multishot requests in the ring
+  bool retiring_ = false;             // inside retire()
   int depth_ = 0;                     // nesting of run functions on the owner thread
   unsigned spin_misses_ = 0;          // idle spins in a row that found no work
                                       // (scheduler::spin_for_work)

@@ -49,6 +49,26 @@
 // scheduler is not bound yet: it goes through the inject queue, and the
 // runner that takes it submits it on its own ring (start_op).
 //
+// Leaving for good: a ring can only be entered by the thread that created
+// it (IORING_SETUP_SINGLE_ISSUER, DEFER_TASKRUN), and a runner with a
+// request still in its ring is never freed (~scheduler keeps it, and counts
+// it in retained_runners()). Work keeps run() from returning, so only
+// requests that are not work can be left in a ring when its thread is done
+// with it: lasting multishot requests (a multishot accept) and internal
+// steps (the Asio bridge's poll). So a thread that leaves the scheduler for
+// good first retires its runner (retire_this_thread): a thread_pool worker
+// whose run() has returned, before it exits or returns from attach(); and
+// any thread that has run the scheduler, when it exits (a thread_local's
+// destructor walks the schedulers not yet shut down; shutdown() takes a
+// scheduler off that list first, under the same mutex, so the walk never
+// meets one being torn down). Retiring cancels the ring's lasting multishot
+// requests and reaps them to their last CQE on that thread
+// (runner::retire); the operations completed meanwhile go to the inject
+// queue, to be run by another thread or destroyed by shutdown(). Limit, as
+// of this version: operations that are work and still in a ring when its
+// thread leaves (run() returned because of stop()) are not cancelled; that
+// runner is kept until the process exits.
+//
 // Sleep and wake-up: a runner about to sleep sets its sleeping_ flag and
 // increments num_sleeping_, then looks again at the shared queues, the stop
 // flag, timers and (with other runners active) their local queues. A thread
@@ -249,6 +269,23 @@ public:
 
   zokio::statistics statistics() const;
 
+  // Called by a thread that leaves this scheduler for good, outside every
+  // run function of it (see "Leaving for good" above): empties its runner's
+  // ring of lasting multishot requests. Operations completed meanwhile are
+  // queued for other threads (or destroyed by shutdown()). Nothing to do if
+  // the thread has no runner here or nothing lasting in its ring.
+  void retire_this_thread() noexcept;
+
+  // The thread-exit hook: retire_this_thread() for every scheduler not yet
+  // shut down. Called only by this thread's thread_local exit hook
+  // (scheduler.cpp), on the exiting thread.
+  static void retire_exiting_thread() noexcept;
+
+  // Runners that ~scheduler could not free because a request was still in
+  // their ring (the kernel may write into them until the ring is gone), over
+  // the life of the process. For tests and diagnostics; never decreases.
+  static std::uint64_t retained_runners() noexcept;
+
   // Queues op, an internal step that is neither outstanding work nor a
   // handler and must not invoke user code: the next thread that runs the
   // scheduler runs it during housekeeping (the Asio bridge arms its poll on
@@ -436,6 +473,14 @@ private:
 
   std::atomic<timer_queue_base*> timer_queues_{nullptr};
   std::mutex timer_queues_mutex_;  // add/remove of queues
+
+  // Link in the process-wide list of schedulers not yet shut down (the
+  // thread-exit hook's), guarded by its mutex in scheduler.cpp.
+  scheduler* live_prev_ = nullptr;
+  scheduler* live_next_ = nullptr;
+  bool live_ = false;
+  void list_live() noexcept;
+  void unlist_live() noexcept;
 };
 
 } // namespace detail

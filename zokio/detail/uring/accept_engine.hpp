@@ -29,7 +29,20 @@
 // that armed it); their CQEs are handled on that runner's thread, and a
 // cancel requested elsewhere is handed to it (runner::post_remote).
 // Parked operations count as outstanding work (so run() does not return
-// while an accept waits); the multishot request itself does not.
+// while an accept waits); the multishot request itself does not, so it can
+// still be armed when its home thread leaves the context for good (a
+// thread_pool worker whose run() returned, a thread that exits).
+//
+// Retirement: that thread then cancels the request and reaps its CQEs to
+// the last one (runner::retire; the runner is retiring() meanwhile). The
+// engine handles those CQEs as usual (a connection goes to the oldest parked
+// accept, or to ready_, or is closed once the acceptor is closed), except
+// that nothing is started on the retiring ring: no cancel at the queue
+// bound (the request is being cancelled anyway), and an -ECANCELED that the
+// engine did not ask for completes no parked accept (unlike the shutdown's
+// IORING_ASYNC_CANCEL_ANY): if accepts are parked, the request is posted to
+// be armed again by whichever thread runs the context next (shot_posted;
+// destroyed unrun if none does before shutdown).
 #ifndef ZOKIO_DETAIL_URING_ACCEPT_ENGINE_HPP
 #define ZOKIO_DETAIL_URING_ACCEPT_ENGINE_HPP
 
@@ -57,18 +70,14 @@ public:
   accept_engine(const accept_engine&) = delete;
   accept_engine& operator=(const accept_engine&) = delete;
 
-  // Whether accepts use the engine: the kernel has multishot accept and
-  // ZOKIO_MULTISHOT_ACCEPT is "1". Opt-in for now: its request stays armed
-  // while the acceptor is open, also when no accept waits; when the workers
-  // of a thread_pool exit with it armed, it stays in an exited thread's ring
-  // and the pool keeps that worker's state (about 3 KB) until the process
-  // exits. And its gain is fewer submissions (one per accept loop instead of
-  // one per accept), with no CPU gain measured yet.
+  // Whether accepts use the engine: the kernel has multishot accept (probed;
+  // off with ZOKIO_NET_FEATURES=none) and ZOKIO_MULTISHOT_ACCEPT is not "0"
+  // (the opt-out: one IORING_OP_ACCEPT per accept). Read once per process.
   static bool enabled() noexcept
   {
     static const bool on = [] {
       const char* v = std::getenv("ZOKIO_MULTISHOT_ACCEPT");
-      return uring::features().multishot_accept && v && std::strcmp(v, "1") == 0;
+      return uring::features().multishot_accept && !(v && std::strcmp(v, "0") == 0);
     }();
     return on;
   }
@@ -107,7 +116,7 @@ private:
   {
   public:
     explicit shot_op(accept_engine* e) noexcept
-      : multishot_operation(&do_arm, &do_prepare, &do_cqe), engine_(e)
+      : multishot_operation(&do_arm, &do_prepare, &do_cqe, true), engine_(e)
     {
     }
     accept_engine* const engine_;
@@ -123,7 +132,7 @@ private:
   {
   public:
     explicit stop_op(accept_engine* e) noexcept
-      : multishot_operation(&do_start, &do_prepare, &do_cqe), engine_(e)
+      : multishot_operation(&do_start, &do_prepare, &do_cqe, false), engine_(e)
     {
     }
     accept_engine* const engine_;
@@ -136,8 +145,14 @@ private:
   };
 
   // Under the lock, after the request ended or its cancel completed: whether
-  // to arm again now on r (the caller's runner), and marks it armed there if so.
-  bool should_rearm(runner& r) noexcept;
+  // to arm it again, and where: on r (the caller's runner; marked armed
+  // there), or, when r is retiring, on another thread (marked posted). The
+  // caller acts on the answer after unlocking (rearm).
+  enum class rearm_at : unsigned char { none, here, elsewhere };
+  rearm_at should_rearm(runner& r) noexcept;
+
+  // Not under the lock: carries out should_rearm's answer.
+  void rearm(runner& r, rearm_at where) noexcept;
 
   // Under the lock: the state can be reclaimed (closed, nothing in flight).
   bool drained() const noexcept;

@@ -22,6 +22,18 @@ namespace detail {
 // Ownership: the object belongs to whoever armed it and must stay alive
 // until the CQE without IORING_CQE_F_MORE has been handled. It is not
 // counted as outstanding work (the operations it completes are).
+//
+// Lasting requests (a multishot accept: lasting is true) end only when
+// cancelled or on an error, so nothing makes the thread that runs the ring
+// wait for them and run() may return with them armed. The runner keeps them
+// in a list (armed_prev_/armed_next_, owner thread only) from the
+// preparation of their SQE to their last CQE, so that a thread leaving the
+// context for good can cancel them and reap them to the end
+// (runner::retire): a ring is entered only by its own thread, and a runner
+// with a request still in its ring is never freed. A one-shot request that
+// is tagged only to be handled inline (the cancel of a multishot request)
+// is not lasting: it ends by itself. While the runner is retiring(), on_cqe
+// must start no request on it (it may post work to the scheduler instead).
 class multishot_operation : public uring_operation
 {
 public:
@@ -50,13 +62,23 @@ public:
   }
 
 protected:
-  multishot_operation(func_type func, prepare_func prepare, cqe_func on_cqe) noexcept
-    : uring_operation(func, prepare), on_cqe_(on_cqe)
+  multishot_operation(func_type func, prepare_func prepare, cqe_func on_cqe,
+      bool lasting) noexcept
+    : uring_operation(func, prepare), on_cqe_(on_cqe), lasting_(lasting)
   {
   }
 
 private:
+  friend class runner;
+
   cqe_func on_cqe_;
+  const bool lasting_;
+
+  // The runner's list of lasting requests in its ring; touched only by the
+  // thread that owns that ring.
+  multishot_operation* armed_prev_ = nullptr;
+  multishot_operation* armed_next_ = nullptr;
+  bool retire_cancelled_ = false;  // runner::retire has asked the kernel to cancel it
 };
 
 } // namespace detail

@@ -156,6 +156,28 @@ int connect_to(const std::string& host, unsigned port) {
   std::exit(3);
 }
 
+// --- run-loop ------------------------------------------------------------------------
+// One pass of a run-loop: submits what is queued and waits (at most 100 ms, so
+// the caller's clock checks keep running) for a completion, in one enter, then
+// hands every CQE of the batch to complete(user_data, res).
+template <class Complete>
+void run_batch(io_uring& ring, Complete&& complete) {
+  __kernel_timespec ts{0, 100'000'000};
+  io_uring_cqe* cqe = nullptr;
+  int r = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, nullptr);
+  if (r < 0 && r != -ETIME && r != -EINTR) {
+    errno = -r;
+    std::perror("io_uring_submit_and_wait_timeout");
+    die("io_uring wait failed");
+  }
+  unsigned head, seen = 0;
+  io_uring_for_each_cqe(&ring, head, cqe) {
+    ++seen;
+    complete(cqe->user_data, cqe->res);
+  }
+  io_uring_cq_advance(&ring, seen);
+}
+
 // --- idle mode -----------------------------------------------------------------------
 int idle_mode(const perf::options& o) {
   const std::string host = o.str("host", "127.0.0.1");
@@ -268,22 +290,9 @@ public:
     std::uint64_t m_msgs1 = 0, m_cpu1 = 0, m_srv1 = 0, m_t1 = 0, m_enter1 = 0;
     std::uint64_t drain_deadline = 0;
     for (;;) {
-      __kernel_timespec ts{0, 100'000'000};
-      io_uring_cqe* cqe = nullptr;
-      int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      run_batch(ring_, [this](std::uint64_t data, int res) { complete(data, res); });
       ++kernel_entries_;
-      if (r < 0 && r != -ETIME && r != -EINTR) {
-        errno = -r;
-        std::perror("io_uring_submit_and_wait_timeout");
-        die("io_uring wait failed");
-      }
       now_ = now_ns();
-      unsigned head, seen = 0;
-      io_uring_for_each_cqe(&ring_, head, cqe) {
-        ++seen;
-        complete(cqe->user_data, cqe->res);
-      }
-      io_uring_cq_advance(&ring_, seen);
 
       if (phase == warmup && now_ >= t_measure) {
         phase = measure;
@@ -474,20 +483,8 @@ public:
     enum { warmup, measure, drain } phase = warmup;
     std::uint64_t drain_deadline = 0;
     for (;;) {
-      __kernel_timespec ts{0, 100'000'000};
-      io_uring_cqe* cqe = nullptr;
-      int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
-      if (r < 0 && r != -ETIME && r != -EINTR) {
-        errno = -r;
-        die("io_uring_submit_and_wait_timeout");
-      }
+      run_batch(ring_, [this](std::uint64_t data, int res) { complete(data, res); });
       now_ = now_ns();
-      unsigned head, seen = 0;
-      io_uring_for_each_cqe(&ring_, head, cqe) {
-        ++seen;
-        complete(cqe->user_data, cqe->res);
-      }
-      io_uring_cq_advance(&ring_, seen);
       if (phase == warmup && now_ >= t_measure) {
         phase = measure;
         recording_ = true;

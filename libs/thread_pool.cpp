@@ -73,11 +73,9 @@ void thread_pool::run_worker()
     {
       impl_.run();
       // For good: this thread is about to exit (or, from attach(), to leave
-      // the pool), and its ring can only be entered by it. The bridge first:
-      // it only waits for its poll's completion to be posted, which the
-      // scheduler's retirement then reaps with the rest (lasting multishot
-      // requests, such as an acceptor's multishot accept).
-      detail::retire_asio_bridge_on_this_thread(*this);
+      // the pool), and its ring can only be entered by it. The scheduler's
+      // retirement takes the Asio bridge's poll and the lasting multishot
+      // requests (an acceptor's multishot accept) out of it.
       impl_.retire_this_thread();
       return;
     }

@@ -126,9 +126,9 @@ public:
     return true;
   }
 
-  // See retire_asio_bridge_on_this_thread. Only the thread that armed the
+  // See asio_bridge.hpp ("leaves the context for good"). Only the thread that armed the
   // poll (armed_by_, written by that thread) touches that runner's ring.
-  void retire_this_thread() noexcept
+  void retire_this_thread() noexcept override
   {
     if (!active_.load(std::memory_order_acquire)
         || armed_by_.load(std::memory_order_relaxed) != std::this_thread::get_id())
@@ -256,12 +256,6 @@ ad::scheduler_task* bridged_task(boost::asio::execution_context& ctx)
 }
 
 } // namespace
-
-void retire_asio_bridge_on_this_thread(boost::asio::execution_context& ctx) noexcept
-{
-  if (boost::asio::has_service<asio_bridge>(ctx))
-    boost::asio::use_service<asio_bridge>(ctx).retire_this_thread();
-}
 
 void install_asio_bridge(boost::asio::execution_context& ctx, scheduler& impl)
 {

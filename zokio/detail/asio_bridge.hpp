@@ -96,17 +96,15 @@ class scheduler;
 // impl, so that both are shut down before impl.
 void install_asio_bridge(boost::asio::execution_context& ctx, scheduler& impl);
 
-// Called by a thread_pool worker whose run() returned for good, before its
-// thread exits: if the bridge's poll is in this thread's ring, cancels it and
-// waits (at most a second) for its completion to be posted, so that the
-// context's shutdown can reap it and free the runner. A ring whose owner
-// thread has exited cannot be entered any more (IORING_SETUP_SINGLE_ISSUER,
+// A thread that leaves the context for good (a thread_pool worker whose run()
+// returned, a thread that ran an io_context and exits) runs
+// scheduler::retire_this_thread, which calls the bridge (its idle_hook): if
+// the bridge's poll is in that thread's ring, it is cancelled and its
+// completion waited for (at most a second), so that the runner's retirement
+// reaps it and the runner can be freed. A ring whose owner thread has
+// exited cannot be entered any more (IORING_SETUP_SINGLE_ISSUER,
 // DEFER_TASKRUN), and a runner with an operation still in its ring is never
-// freed. Limit: an io_context thread that armed the poll and then exits
-// (rather than the thread that destroys the context) leaves it there; that
-// runner is then kept until process exit, as for any zokio operation left in
-// flight by an exited thread.
-void retire_asio_bridge_on_this_thread(boost::asio::execution_context& ctx) noexcept;
+// freed.
 
 } // namespace detail
 } // namespace zokio

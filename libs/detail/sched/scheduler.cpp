@@ -155,6 +155,10 @@ void scheduler::retire_this_thread() noexcept
   // not leaving, and the run loop owns the runner's queues.
   if (mine == nullptr || mine->depth_ != 0 || !mine->ring_)
     return;
+  // The Asio bridge's poll first: it only waits for the poll's completion
+  // to be posted, which the runner's retirement then reaps with the rest.
+  if (idle_hook_)
+    idle_hook_->retire_this_thread();
   op_queue out;
   mine->retire(out);
   // This thread runs no runner of this scheduler now: to the inject queue,

@@ -305,6 +305,12 @@ public:
     // instead of sleeping). Called on r's thread, inside a run function.
     virtual bool before_sleep(runner& r) = 0;
 
+    // The calling thread leaves the context for good (retire_this_thread,
+    // outside every run function): take whatever the hook keeps in this
+    // thread's ring out of it, or leave its completion in the CQ for the
+    // runner's retirement to reap.
+    virtual void retire_this_thread() noexcept = 0;
+
   protected:
     ~idle_hook() = default;
   };

@@ -17,6 +17,34 @@
 namespace zokio {
 namespace detail {
 
+std::atomic<bool> accept_engine::refused_{false};
+std::atomic<bool> accept_engine::simulate_refusal_{false};
+
+namespace {
+
+// An ioprio accept flag that no kernel defines (6.18 knows bits 0-2); the
+// accept's preparation rejects unknown flags with EINVAL.
+constexpr unsigned short unknown_accept_flag = 1u << 15;
+
+// Whether fd is a listening socket: then an EINVAL or EOPNOTSUPP of a
+// multishot accept is the kernel refusing the multishot flag, not the
+// socket refusing accepts.
+bool is_listening(int fd) noexcept
+{
+  int v = 0;
+  ::socklen_t len = sizeof(v);
+  return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v != 0;
+}
+
+} // namespace
+
+void accept_engine::test_refuse(bool on) noexcept
+{
+  simulate_refusal_.store(on, std::memory_order_relaxed);
+  if (!on)
+    refused_.store(false, std::memory_order_relaxed);
+}
+
 accept_engine::accept_engine(socket_state& st) noexcept
   : state_(st), shot_op_(this), stop_op_(this)
 {
@@ -31,20 +59,30 @@ accept_engine::~accept_engine()
   waiters_.release();
 }
 
-void accept_engine::start(scheduler& s, socket_state& st, socket_op* o)
+bool accept_engine::start(scheduler& s, socket_state& st, socket_op* o)
 {
   runner* here = s.this_thread_runner();
+  // Relaxed (see refused_): read stale, the accept is parked and the
+  // engine's next request is refused again.
+  const bool refused = refused_.load(std::memory_order_relaxed);
   accept_engine* fresh = nullptr;
-  if (st.accept_ == nullptr)
+  if (st.accept_ == nullptr && !refused)
     fresh = new accept_engine(st);  // may throw: o untouched
 
   bool arm = false;
   int fd = -1;
   st.lock_.lock();
-  if (st.accept_ == nullptr)
+  if (st.accept_ == nullptr && fresh)
   {
     st.accept_ = fresh;
     fresh = nullptr;
+  }
+  if (refused && (st.accept_ == nullptr || st.accept_->ready_head_ == st.accept_->ready_.size()))
+  {
+    // Multishot accept is refused: a single accept, unless a descriptor
+    // accepted earlier waits here (never, when every request was refused).
+    st.lock_.unlock();
+    return false;
   }
   accept_engine& e = *st.accept_;
   o->link_prev_ = nullptr;
@@ -86,7 +124,7 @@ void accept_engine::start(scheduler& s, socket_state& st, socket_op* o)
     // the initiating function.
     o->result_ = fd;
     s.post_deferred(o);
-    return;
+    return true;
   }
   if (arm)
   {
@@ -101,6 +139,7 @@ void accept_engine::start(scheduler& s, socket_state& st, socket_op* o)
       s.post_deferred(&e.shot_op_);
     }
   }
+  return true;
 }
 
 bool accept_engine::unpark(socket_op* o) noexcept
@@ -225,6 +264,8 @@ void accept_engine::shot_op::do_prepare(uring_operation* base, ::io_uring_sqe* s
 {
   auto* op = static_cast<shot_op*>(base);
   ::io_uring_prep_multishot_accept(sqe, op->engine_->state_.fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  if (simulate_refusal_.load(std::memory_order_relaxed))
+    sqe->ioprio |= unknown_accept_flag;
   tag_sqe(sqe, op);
 }
 
@@ -237,15 +278,28 @@ void accept_engine::shot_op::do_cqe(multishot_operation* base, runner& r, int re
   const bool more = (flags & IORING_CQE_F_MORE) != 0;
   int close_fd = -1;
   bool stop = false;
+  op_queue single;  // parked accepts handed back after a refusal
+
+  // A refusal needs a listening socket (a system call: before the lock; the
+  // descriptor stays open while the request is busy()).
+  const bool refusal_error = !more && (res == -EINVAL || res == -EOPNOTSUPP)
+    && is_listening(st.fd_);
 
   st.lock_.lock();
   // Whether this request was cancelled by the engine (its stop may complete
   // before or after the request's last CQE).
   const bool cancelled_by_us = e.cancel_sent_;
+  // The kernel refused the request itself: its first CQE, and an error.
+  const bool refusal = refusal_error && !e.shot_delivered_;
   if (!more)
   {
     e.shot_ = shot_idle;
     e.cancel_sent_ = false;
+    e.shot_delivered_ = false;
+  }
+  else
+  {
+    e.shot_delivered_ = true;
   }
   if (res >= 0)
   {
@@ -300,6 +354,23 @@ void accept_engine::shot_op::do_cqe(multishot_operation* base, runner& r, int re
       out.push(o);
     }
   }
+  else if (refusal)
+  {
+    // The kernel will not do multishot accept (see the header): recorded
+    // for the process (relaxed: see refused_), and every parked accept is
+    // handed back to be submitted as a single accept (after the unlock). They
+    // stay linked to the socket and counted as work; unparked with home_
+    // null, a cancel meanwhile marks them abort_, which their start step
+    // honours, as for an accept started off the context's threads.
+    refused_.store(true, std::memory_order_relaxed);
+    while (operation* w = e.waiters_.pop())
+    {
+      auto* o = static_cast<socket_op*>(w);
+      o->parked_ = false;
+      o->via_engine_ = false;
+      single.push(o);
+    }
+  }
   else if (res != -ECANCELED)
   {
     // EMFILE, ENFILE, ...: the oldest accept gets the error.
@@ -317,6 +388,17 @@ void accept_engine::shot_op::do_cqe(multishot_operation* base, runner& r, int re
 
   if (close_fd >= 0)
     ::close(close_fd);
+  // Through the run loop (the scheduler's queue, or the inject queue from a
+  // retiring thread), each on the ring of the thread that takes it; their
+  // unit of work, counted since they were parked, now stands for that step.
+  // Nobody else touches them meanwhile: unparked with home_ null, a cancel
+  // only sets abort_, under the lock.
+  while (operation* w = single.pop())
+  {
+    auto* o = static_cast<socket_op*>(w);
+    o->set_func(&socket_op::start_step);
+    r.owner().post_deferred(o);
+  }
   if (stop)
     r.start(&e.stop_op_);
   e.rearm(r, rearm);

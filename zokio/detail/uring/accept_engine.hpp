@@ -1,10 +1,12 @@
 // zokio/detail/uring/accept_engine.hpp: multishot accept for an acceptor.
 //
-// Protocol. An acceptor whose async_accepts want no peer endpoint gets an
-// engine (allocated on first use, freed with the socket state). The engine
-// keeps one IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT (linux 5.19) armed
-// while accepts are wanted, so the common accept loop costs one SQE for many
-// connections instead of one per connection:
+// Protocol. While multishot accept is enabled, every async_accept of an
+// acceptor goes through its engine (socket_service::start_accept; a peer
+// endpoint, when wanted, is asked of the new socket: accept_op.hpp). The
+// engine is allocated on the first accept and freed with the socket state.
+// It keeps one IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT (linux 5.19)
+// armed while accepts are wanted, so the common accept loop costs one SQE
+// for many connections instead of one per connection:
 //   - async_accept takes a descriptor already accepted (ready_) if there is
 //     one: its operation is posted to complete at once; otherwise the
 //     operation is parked (waiters_) and the multishot request is armed if it
@@ -18,13 +20,26 @@
 //   - an error CQE (EMFILE, ENFILE...) ends the request: the oldest parked
 //     operation completes with it, as a single accept would, and the
 //     connection stays in the backlog for a later accept.
+//   - a refusal: the request's first CQE is EINVAL or EOPNOTSUPP, without
+//     IORING_CQE_F_MORE, and the descriptor is a listening socket
+//     (SO_ACCEPTCONN; the kernel would accept it, so the multishot flag is
+//     what it refused: a kernel without it, a filter). The engine records it
+//     for the process (refused()) and hands every parked operation back as
+//     a single IORING_OP_ACCEPT (socket_op::start_step, through the run
+//     loop, as an accept started off the context's threads); from then on
+//     start() declines every accept that finds no queued descriptor, so
+//     they are single accepts too, and the user never sees the refusal. On
+//     a socket that is not listening, the same errors are the accept's own
+//     (a single accept gets them too): the oldest parked operation
+//     completes with it, as with EMFILE above.
 //   - cancelling a parked operation (cancel(), close(), a cancellation slot)
 //     unparks it and posts it with operation_aborted; nothing goes to the
 //     kernel. close() also cancels the multishot request and closes the
 //     descriptors in ready_; the acceptor's descriptor is closed only once
 //     the engine's requests have completed (busy()).
 //
-// Threads: every field below is guarded by the socket state's lock_. The
+// Threads: every field below is guarded by the socket state's lock_ (the
+// process-wide refusal flags excepted: atomics, see refused_). The
 // multishot request and its cancel live on one runner's ring (home: the one
 // that armed it); their CQEs are handled on that runner's thread, and a
 // cancel requested elsewhere is handed to it (runner::post_remote).
@@ -50,6 +65,7 @@
 #include <zokio/detail/uring/multishot_operation.hpp>
 #include <zokio/detail/uring/net_features.hpp>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -73,6 +89,7 @@ public:
   // Whether accepts use the engine: the kernel has multishot accept (probed;
   // off with ZOKIO_NET_FEATURES=none) and ZOKIO_MULTISHOT_ACCEPT is not "0"
   // (the opt-out: one IORING_OP_ACCEPT per accept). Read once per process.
+  // (A refusal seen later is refused(): start() then declines.)
   static bool enabled() noexcept
   {
     static const bool on = [] {
@@ -83,9 +100,24 @@ public:
   }
 
   // Starts accept operation o (state_ and cancellation key set, not linked)
-  // on the open socket st. Any thread. Throws std::bad_alloc only when the
-  // engine cannot be allocated (o is then untouched).
-  static void start(scheduler& s, socket_state& st, socket_op* o);
+  // on the open socket st and returns true. Any thread. Returns false, o
+  // untouched, once the kernel has refused multishot accept (refused()) and
+  // the engine holds no accepted descriptor: the caller starts o as a single
+  // accept. Throws std::bad_alloc only when the engine cannot be allocated
+  // (o is then untouched).
+  static bool start(scheduler& s, socket_state& st, socket_op* o);
+
+  // Whether a multishot accept of this process has been refused by the
+  // kernel (see the protocol above). Once true, stays true (but see
+  // test_refuse). Any thread.
+  static bool refused() noexcept { return refused_.load(std::memory_order_relaxed); }
+
+  // Tests only: while on, the multishot request is prepared with an accept
+  // flag no kernel defines, which the kernel rejects with EINVAL as one
+  // without IORING_ACCEPT_MULTISHOT rejects the flag; so the refusal is
+  // taken on real CQEs. Turning it off also forgets an earlier refusal.
+  // Call with no accept in progress.
+  static void test_refuse(bool on) noexcept;
 
   // Under st.lock_: removes o from the parked operations; true if it was there.
   bool unpark(socket_op* o) noexcept;
@@ -106,6 +138,17 @@ public:
   void abandon() noexcept;
 
 private:
+  // Set (never cleared, but by test_refuse) by the engine that sees a
+  // refusal; read by start() on every accept and by the refusal itself.
+  // Relaxed: a hint, publishing no other data. A thread that reads it stale
+  // (false) arms a request that the kernel refuses again, and that engine
+  // falls back in turn; so any value read is correct, only slower.
+  static std::atomic<bool> refused_;
+
+  // test_refuse's switch; read by shot_op::do_prepare. Relaxed: set by a
+  // test before it starts the accepts concerned.
+  static std::atomic<bool> simulate_refusal_;
+
   // Descriptors queued before the request is cancelled (the bound).
   // Arbitrary: enough for a burst of connections between two accepts.
   static constexpr std::size_t stop_at = 64;
@@ -167,6 +210,8 @@ private:
   bool stop_busy_ = false;            // its cancel is queued or in flight
   bool cancel_sent_ = false;          // the armed request has been cancelled by us
   bool stopping_ = false;             // closed: never arm again
+  bool shot_delivered_ = false;       // the armed request has posted a CQE with
+                                      // IORING_CQE_F_MORE (the kernel took it)
 };
 
 } // namespace detail

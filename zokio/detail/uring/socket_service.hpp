@@ -264,26 +264,26 @@ private:
 
   // Accepts go through the acceptor's multishot engine where enabled
   // (accept_engine.hpp; every accept of the acceptor, so none waits in the
-  // kernel while the engine holds a connection); otherwise, or if the engine
-  // cannot be allocated, each is one IORING_OP_ACCEPT of its own.
+  // kernel while the engine holds a connection); otherwise, when the engine
+  // declines (the kernel refused multishot accept) or cannot be allocated,
+  // each is one IORING_OP_ACCEPT of its own.
   template <typename Slot>
   void start_accept(socket_op* o, socket_state* st, Slot& slot)
   {
-    if (accept_engine::enabled())
+    if (!accept_engine::enabled())
+      return start(o, st, slot);
+    o->state_ = st;
+    if (slot.is_connected())
+      o->cancellation_key_ = &slot.template emplace<socket_op_cancellation>(st);
+    try
     {
-      o->state_ = st;
-      if (slot.is_connected())
-        o->cancellation_key_ = &slot.template emplace<socket_op_cancellation>(st);
-      try
-      {
-        accept_engine::start(scheduler_, *st, o);
+      if (accept_engine::start(scheduler_, *st, o))
         return;
-      }
-      catch (const std::bad_alloc&)
-      {
-      }
     }
-    start(o, st, slot);
+    catch (const std::bad_alloc&)
+    {
+    }
+    o->start(scheduler_);
   }
 
   socket_state* allocate_state();

@@ -9,8 +9,9 @@ namespace zokio {
 namespace detail {
 namespace uring {
 
-// Each flag is found by trying the feature on a small private ring and a
-// socket pair (not by kernel version), so backports count and a seccomp
+// Each flag is found by trying the feature on a small private ring (with a
+// socket pair; multishot accept with a listening socket and one connection
+// on 127.0.0.1), not by kernel version, so backports count and a seccomp
 // profile that refuses something is respected. ZOKIO_NET_FEATURES=none
 // turns every one off (tests of the fallbacks; comparisons).
 struct net_features
@@ -19,7 +20,9 @@ struct net_features
   // instead of first trying a transfer that would fail.
   bool recv_poll_first = false;
 
-  // IORING_ACCEPT_MULTISHOT (linux 5.19).
+  // IORING_ACCEPT_MULTISHOT (linux 5.19): a connection came back with the
+  // request still armed. (The acceptor still falls back to single accepts
+  // if the kernel refuses the request later: accept_engine.hpp.)
   bool multishot_accept = false;
 
   // IORING_REGISTER_PBUF_RING (linux 5.19): provided buffer rings.

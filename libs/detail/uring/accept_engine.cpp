@@ -65,9 +65,18 @@ bool accept_engine::start(scheduler& s, socket_state& st, socket_op* o)
   // Relaxed (see refused_): read stale, the accept is parked and the
   // engine's next request is refused again.
   const bool refused = refused_.load(std::memory_order_relaxed);
+  // The engine is created by the first accept, outside the lock (it
+  // allocates and may throw: o untouched). accept_ is read under the lock
+  // here too, since two threads may make the first accept at once.
   accept_engine* fresh = nullptr;
-  if (st.accept_ == nullptr && !refused)
-    fresh = new accept_engine(st);  // may throw: o untouched
+  if (!refused)
+  {
+    st.lock_.lock();
+    const bool none = st.accept_ == nullptr;
+    st.lock_.unlock();
+    if (none)
+      fresh = new accept_engine(st);
+  }
 
   bool arm = false;
   int fd = -1;

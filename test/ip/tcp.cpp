@@ -36,6 +36,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <functional>
 #include <chrono>
 #include <future>
@@ -45,6 +46,10 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace asio = boost::asio;
@@ -274,6 +279,65 @@ bool fd_is_open(int fd)
 {
   return ::fcntl(fd, F_GETFD) != -1;
 }
+
+// A listener (backlog 0) that never accepts, its accept queue filled with
+// connections: the kernel drops further SYNs to it (tcp_conn_request: accept
+// queue full), so a connect to it stays pending until its SYN retries run
+// out. Filled with non-blocking connects until one does not complete.
+class full_listener
+{
+public:
+  explicit full_listener(zokio::io_context& ctx) : acceptor_(ctx)
+  {
+    acceptor_.open(tcp::v4());
+    acceptor_.bind(zokio_test::loopback_v4());
+    acceptor_.listen(0);
+    const auto ep = acceptor_.local_endpoint();
+    for (int i = 0; i < 64; ++i)
+    {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      BOOST_TEST_REQUIRE(fd >= 0);
+      int r = ::connect(fd, ep.data(), static_cast<socklen_t>(ep.size()));
+      if (r != 0 && errno == EINPROGRESS)
+      {
+        ::pollfd p{fd, POLLOUT, 0};
+        if (::poll(&p, 1, 200) == 1)
+        {
+          int err = 0;
+          socklen_t len = sizeof err;
+          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+          r = err == 0 ? 0 : -1;
+        }
+      }
+      if (r != 0)
+      {
+        ::close(fd); // its SYN was dropped: the queue is full
+        BOOST_TEST_REQUIRE(!fds_.empty());
+        return;
+      }
+      fds_.push_back(fd);
+    }
+    BOOST_FAIL("the accept queue of a listener with backlog 0 never filled");
+  }
+
+  ~full_listener()
+  {
+    for (int fd : fds_)
+      ::close(fd);
+  }
+
+  full_listener(const full_listener&) = delete;
+  full_listener& operator=(const full_listener&) = delete;
+
+  tcp::endpoint endpoint() const { return acceptor_.local_endpoint(); }
+
+private:
+  tcp::acceptor acceptor_;
+  std::vector<int> fds_;
+};
+
+using tcp_syn_count = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_SYNCNT>;
+using tcp_user_timeout = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_USER_TIMEOUT>;
 
 } // namespace
 
@@ -553,6 +617,47 @@ BOOST_AUTO_TEST_CASE(connection_refused)
   tcp::socket s2(ctx);
   s2.connect(ep, ec);
   BOOST_TEST((ec == asio::error::connection_refused));
+}
+
+BOOST_AUTO_TEST_CASE(connect_timeout_is_asio_timed_out)
+{
+  // The SYN goes to a listener whose accept queue is full and is dropped.
+  // TCP_SYNCNT 1 bounds the attempt at ~3 s (SYN, one retry); TCP_USER_TIMEOUT
+  // 200 ms ends it at the first retransmission timer (~1 s on linux). The
+  // kernel's ETIMEDOUT reaches the handler as boost::asio::error::timed_out,
+  // for the asynchronous connect and (on another thread, at the same time)
+  // the blocking one.
+  zokio::io_context ctx;
+  full_listener full(ctx);
+  auto open_for_timeout = [&] {
+    tcp::socket s(ctx, tcp::v4());
+    s.set_option(tcp_syn_count(1));
+    s.set_option(tcp_user_timeout(200));
+    return s;
+  };
+  tcp::socket s = open_for_timeout(), blocking = open_for_timeout();
+  error_code result = asio::error::would_block, blocking_result;
+  double elapsed = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  s.async_connect(full.endpoint(), [&](error_code ec) {
+    result = ec;
+    elapsed = zokio_test::ms_since(t0);
+  });
+  std::thread other([&] { blocking.connect(full.endpoint(), blocking_result); });
+  zokio_test::run_bounded(ctx, std::chrono::seconds(10));
+  other.join();
+  BOOST_TEST((result == asio::error::timed_out), result.message());
+  BOOST_TEST((blocking_result == asio::error::timed_out), blocking_result.message());
+  BOOST_TEST(elapsed > 500.0); // the kernel's retransmission timer, not an early failure
+  BOOST_TEST_MESSAGE("connect timed out after " << elapsed << " ms");
+  // The socket can be closed and used again.
+  s.close();
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  error_code again = asio::error::would_block;
+  s.async_connect(acceptor.local_endpoint(), [&](error_code ec) { again = ec; });
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(!again, again.message());
 }
 
 BOOST_AUTO_TEST_CASE(close_aborts_pending_operations_then_closes_the_descriptor)

@@ -252,21 +252,59 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_and_awaitable_operators)
   BOOST_TEST((result == asio::error::operation_aborted));
 }
 
-// Receives (with and without the sender's endpoint), every cancellation
-// type, at three stages: before reaching a ring (initiated outside the run
-// loop), queued (SQE prepared, not yet submitted) and in the kernel.
-BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_receive_kind_and_stage)
+namespace {
+
+// One datagram each way between a and peer; returns what each received
+// first, "a<-" then "peer<-" (empty when a receive failed).
+std::pair<std::string, std::string> round_trip(zokio::io_context& ctx, udp::socket& a, udp::socket& peer)
+{
+  std::string at_a, at_peer;
+  char buf_a[64], buf_peer[64];
+  udp::endpoint from_a, from_peer;
+  a.async_receive_from(asio::buffer(buf_a), from_a, [&](error_code ec, std::size_t n) {
+    if (!ec)
+      at_a.assign(buf_a, n);
+  });
+  peer.async_receive_from(asio::buffer(buf_peer), from_peer, [&](error_code ec, std::size_t n) {
+    if (!ec)
+      at_peer.assign(buf_peer, n);
+  });
+  a.async_send_to(asio::buffer("to peer", 7), peer.local_endpoint(), [](error_code, std::size_t) {});
+  peer.async_send_to(asio::buffer("to a", 4), a.local_endpoint(), [](error_code, std::size_t) {});
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  return {at_a, at_peer};
+}
+
+} // namespace
+
+// Receives (with and without the sender's endpoint) and sends (connected
+// and to an endpoint), every cancellation type, at three stages: before
+// reaching a ring (initiated outside the run loop), queued (SQE prepared,
+// not yet submitted) and in the kernel. Each completes once with
+// operation_aborted and the socket carries datagrams both ways afterwards;
+// an aborted send sent nothing.
+//
+// Sends are cancelled before they reach a ring only: on loopback a UDP send
+// never waits (loopback_xmit orphans the skb, so the send buffer never
+// fills, and a full receive queue drops the datagram instead of blocking the
+// sender): a queued or submitted send completes at once, with its bytes.
+BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_kind_and_stage)
 {
   using asio::cancellation_type;
+  enum class kind { receive, receive_from, send, send_to };
+  const char* kind_names[] = {"receive", "receive_from", "send", "send_to"};
   int checked = 0;
-  for (bool with_endpoint : {false, true})
+  for (kind k : {kind::receive, kind::receive_from, kind::send, kind::send_to})
   {
+    const bool sending = k == kind::send || k == kind::send_to;
     for (auto type : {cancellation_type::terminal, cancellation_type::partial, cancellation_type::total})
     {
-      for (int stage = 0; stage < 3; ++stage)
+      for (int stage = 0; stage < (sending ? 1 : 3); ++stage)
       {
         zokio::io_context ctx;
-        udp::socket a(ctx, loopback());
+        udp::socket a(ctx, loopback()), peer(ctx, loopback());
+        a.connect(peer.local_endpoint());
         char buf[8];
         udp::endpoint from;
         asio::cancellation_signal signal;
@@ -277,10 +315,21 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_receive_kind_and_stage)
             result = ec;
             ++calls;
           });
-          if (with_endpoint)
-            a.async_receive_from(asio::buffer(buf), from, std::move(h));
-          else
+          switch (k)
+          {
+          case kind::receive:
             a.async_receive(asio::buffer(buf), std::move(h));
+            break;
+          case kind::receive_from:
+            a.async_receive_from(asio::buffer(buf), from, std::move(h));
+            break;
+          case kind::send:
+            a.async_send(asio::buffer("aborted", 7), std::move(h));
+            break;
+          case kind::send_to:
+            a.async_send_to(asio::buffer("aborted", 7), peer.local_endpoint(), std::move(h));
+            break;
+          }
         };
         zokio::steady_timer delay(ctx, 5ms);
         if (stage == 0)
@@ -302,13 +351,17 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_receive_kind_and_stage)
         }
         zokio_test::run_bounded(ctx);
         BOOST_TEST((result == asio::error::operation_aborted),
-            "endpoint " << with_endpoint << " stage " << stage << ": " << result.message());
+            kind_names[static_cast<int>(k)] << " type " << static_cast<int>(type) << " stage "
+            << stage << ": " << result.message());
         BOOST_TEST(calls == 1);
+        auto [at_a, at_peer] = round_trip(ctx, a, peer);
+        BOOST_TEST(at_a == "to a");
+        BOOST_TEST(at_peer == "to peer"); // not "aborted"
         ++checked;
       }
     }
   }
-  BOOST_TEST(checked == 2 * 3 * 3);
+  BOOST_TEST(checked == 2 * 3 * 3 + 2 * 3);
 }
 
 BOOST_AUTO_TEST_CASE(ipv6_datagrams)

@@ -203,6 +203,142 @@ BOOST_AUTO_TEST_CASE(synchronous_send_and_receive)
   BOOST_TEST((ec == asio::error::would_block));
 }
 
+BOOST_AUTO_TEST_CASE(operations_on_a_closed_socket_fail_with_bad_descriptor)
+{
+  // Never opened, and opened then closed: every receive, send and wait
+  // fails with bad_descriptor, through the executor (never inside the call).
+  zokio::io_context ctx;
+  for (bool was_open : {false, true})
+  {
+    udp::socket s(ctx);
+    if (was_open)
+    {
+      s.open(udp::v4());
+      s.bind(loopback());
+      s.close();
+    }
+    char buf[4] = {};
+    udp::endpoint from;
+    std::vector<error_code> results;
+    auto record = [&](error_code ec, std::size_t n) {
+      results.push_back(ec);
+      BOOST_TEST(n == 0u);
+    };
+    s.async_receive(asio::buffer(buf), record);
+    s.async_receive_from(asio::buffer(buf), from, record);
+    s.async_send(asio::buffer(buf), record);
+    s.async_send_to(asio::buffer(buf), loopback(9), record);
+    s.async_wait(udp::socket::wait_read, [&](error_code ec) { record(ec, 0); });
+    BOOST_TEST(results.empty());
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(results.size() == 5u);
+    for (auto& ec : results)
+      BOOST_TEST((ec == asio::error::bad_descriptor), "was open " << was_open << ": " << ec.message());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(completion_tokens_on_send_to_and_receive_from)
+{
+  // use_future, deferred, as_tuple and redirect_error at run time on
+  // async_send_to and async_receive_from: sizes, data, sender and errors.
+  zokio::io_context ctx;
+  udp::socket a(ctx, loopback()), b(ctx, loopback()), closed(ctx);
+  char buf[16];
+  udp::endpoint from;
+  auto got = [&](std::size_t n) { return std::string(buf, n); };
+
+  // use_future
+  std::future<std::size_t> received = b.async_receive_from(asio::buffer(buf), from, asio::use_future);
+  std::future<std::size_t> sent = a.async_send_to(asio::buffer("future", 6), b.local_endpoint(), asio::use_future);
+  std::future<std::size_t> bad = closed.async_send_to(asio::buffer("x", 1), b.local_endpoint(), asio::use_future);
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(sent.get() == 6u);
+  BOOST_TEST(got(received.get()) == "future");
+  BOOST_TEST((from == a.local_endpoint()));
+  BOOST_CHECK_EXCEPTION(bad.get(), boost::system::system_error,
+      [](const boost::system::system_error& e) { return e.code() == asio::error::bad_descriptor; });
+
+  // deferred: launched later, the send from the receive's completion.
+  {
+    auto receive_op = b.async_receive_from(asio::buffer(buf), from, 0, asio::deferred);
+    auto send_op = a.async_send_to(asio::buffer("deferred", 8), b.local_endpoint(), 0, asio::deferred);
+    std::size_t n_sent = 0, n_received = 0;
+    error_code send_ec = asio::error::would_block, receive_ec = asio::error::would_block;
+    std::move(receive_op)([&](error_code ec, std::size_t n) {
+      receive_ec = ec;
+      n_received = n;
+    });
+    asio::post(ctx, [&] {
+      std::move(send_op)([&](error_code ec, std::size_t n) {
+        send_ec = ec;
+        n_sent = n;
+      });
+    });
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(!send_ec);
+    BOOST_TEST(!receive_ec);
+    BOOST_TEST(n_sent == 8u);
+    BOOST_TEST(got(n_received) == "deferred");
+  }
+
+  // as_tuple
+  {
+    std::tuple<error_code, std::size_t> sent_r{asio::error::would_block, 0}, received_r, bad_r;
+    b.async_receive_from(asio::buffer(buf), from, asio::as_tuple([&](std::tuple<error_code, std::size_t> r) {
+      received_r = r;
+    }));
+    a.async_send_to(asio::buffer("tuple", 5), b.local_endpoint(), asio::as_tuple([&](std::tuple<error_code, std::size_t> r) {
+      sent_r = r;
+    }));
+    closed.async_receive_from(asio::buffer(buf), from, asio::as_tuple([&](std::tuple<error_code, std::size_t> r) {
+      bad_r = r;
+    }));
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(!std::get<0>(sent_r));
+    BOOST_TEST(std::get<1>(sent_r) == 5u);
+    BOOST_TEST(!std::get<0>(received_r));
+    BOOST_TEST(got(std::get<1>(received_r)) == "tuple");
+    BOOST_TEST((std::get<0>(bad_r) == asio::error::bad_descriptor));
+  }
+
+  // redirect_error, callbacks and awaitables
+  {
+    error_code send_ec = asio::error::would_block, receive_ec = asio::error::would_block, bad_ec;
+    std::size_t n_sent = 0, n_received = 0;
+    b.async_receive_from(asio::buffer(buf), from, asio::redirect_error([&](std::size_t n) { n_received = n; }, receive_ec));
+    a.async_send_to(asio::buffer("redirect", 8), b.local_endpoint(), asio::redirect_error([&](std::size_t n) { n_sent = n; }, send_ec));
+    closed.async_send_to(asio::buffer("x", 1), b.local_endpoint(), asio::redirect_error([](std::size_t) {}, bad_ec));
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(!send_ec);
+    BOOST_TEST(!receive_ec);
+    BOOST_TEST(n_sent == 8u);
+    BOOST_TEST(got(n_received) == "redirect");
+    BOOST_TEST((bad_ec == asio::error::bad_descriptor));
+
+    error_code aw_send = asio::error::would_block, aw_receive = asio::error::would_block, aw_bad;
+    std::size_t aw_n = 0;
+    asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+      co_await a.async_send_to(asio::buffer("awaited", 7), b.local_endpoint(),
+          asio::redirect_error(asio::use_awaitable, aw_send));
+      aw_n = co_await b.async_receive_from(asio::buffer(buf), from,
+          asio::redirect_error(asio::use_awaitable, aw_receive));
+      co_await closed.async_receive_from(asio::buffer(buf), from,
+          asio::redirect_error(asio::use_awaitable, aw_bad));
+    }, asio::detached);
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(!aw_send);
+    BOOST_TEST(!aw_receive);
+    BOOST_TEST(got(aw_n) == "awaited");
+    BOOST_TEST((from == a.local_endpoint()));
+    BOOST_TEST((aw_bad == asio::error::bad_descriptor));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(cancel_and_close_abort_receives)
 {
   zokio::io_context ctx;

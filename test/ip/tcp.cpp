@@ -37,6 +37,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <functional>
 #include <chrono>
 #include <future>
@@ -684,6 +685,165 @@ BOOST_AUTO_TEST_CASE(close_aborts_pending_operations_then_closes_the_descriptor)
   BOOST_TEST((r3 == asio::error::operation_aborted));
   BOOST_TEST(!fd_is_open(fd));
   BOOST_TEST(!fd_is_open(afd));
+}
+
+BOOST_AUTO_TEST_CASE(wait_error_completes_on_a_pending_socket_error)
+{
+  zokio::io_context ctx;
+  using so_error = asio::detail::socket_option::integer<SOL_SOCKET, SO_ERROR>;
+
+  // A non-blocking connect, refused: the socket has ECONNREFUSED pending.
+  tcp::socket s(ctx, tcp::v4());
+  s.native_non_blocking(true);
+  const auto ep = zokio_test::refusing_endpoint(ctx);
+  const int r = ::connect(s.native_handle(), ep.data(), static_cast<socklen_t>(ep.size()));
+  BOOST_TEST_REQUIRE((r == -1 && errno == EINPROGRESS), "connect: " << r << " " << std::strerror(errno));
+  error_code refused_wait = asio::error::would_block;
+  s.async_wait(tcp::socket::wait_error, [&](error_code ec) { refused_wait = ec; });
+
+  // A connected socket that is waiting when the peer resets it.
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  error_code reset_wait = asio::error::would_block;
+  a.async_wait(tcp::socket::wait_error, [&](error_code ec) { reset_wait = ec; });
+  zokio::steady_timer t(ctx, 5ms);
+  t.async_wait([&, &b = b](error_code) {
+    BOOST_TEST((reset_wait == asio::error::would_block)); // nothing to report before the reset
+    b.set_option(tcp::socket::linger(true, 0));
+    b.close(); // sends RST
+  });
+  zokio_test::run_bounded(ctx);
+
+  // The waits succeed (as Asio's); the error is then the socket's to report.
+  BOOST_TEST(!refused_wait, refused_wait.message());
+  so_error pending;
+  s.get_option(pending);
+  BOOST_TEST(pending.value() == ECONNREFUSED);
+  BOOST_TEST(!reset_wait, reset_wait.message());
+  char c;
+  error_code read_ec;
+  a.async_read_some(asio::buffer(&c, 1), [&](error_code ec, std::size_t) { read_ec = ec; });
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((read_ec == asio::error::connection_reset), read_ec.message());
+}
+
+BOOST_AUTO_TEST_CASE(accept_on_an_acceptor_that_is_not_listening)
+{
+  // Open and bound, no listen(): the kernel's EINVAL, as an error_code, for
+  // both accept forms; after listen() the acceptor accepts.
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx);
+  acceptor.open(tcp::v4());
+  acceptor.bind(zokio_test::loopback_v4());
+  tcp::socket peer(ctx);
+  error_code into = asio::error::would_block, moved = asio::error::would_block;
+  acceptor.async_accept(peer, [&](error_code ec) { into = ec; });
+  acceptor.async_accept([&](error_code ec, tcp::socket s) {
+    moved = ec;
+    BOOST_TEST(!s.is_open());
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((into == asio::error::invalid_argument), into.message());
+  BOOST_TEST((moved == asio::error::invalid_argument), moved.message());
+  BOOST_TEST(!peer.is_open());
+
+  acceptor.listen();
+  tcp::socket client(ctx);
+  client.connect(acceptor.local_endpoint());
+  error_code after = asio::error::would_block;
+  acceptor.async_accept(peer, [&](error_code ec) { after = ec; });
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(!after, after.message());
+  BOOST_TEST((peer.remote_endpoint() == client.local_endpoint()));
+}
+
+BOOST_AUTO_TEST_CASE(operations_on_a_closed_acceptor_fail_with_bad_descriptor)
+{
+  // Never opened, and opened then closed: every accept form and wait fails
+  // with bad_descriptor, through the executor (never inside the call).
+  zokio::io_context ctx;
+  for (bool was_open : {false, true})
+  {
+    tcp::acceptor acceptor(ctx);
+    if (was_open)
+    {
+      acceptor.open(tcp::v4());
+      acceptor.bind(zokio_test::loopback_v4());
+      acceptor.listen();
+      acceptor.close();
+    }
+    tcp::socket peer(ctx);
+    tcp::endpoint ep;
+    std::vector<error_code> results;
+    auto record = [&](error_code ec) { results.push_back(ec); };
+    acceptor.async_accept(peer, record);
+    acceptor.async_accept(peer, ep, record);
+    acceptor.async_accept([&](error_code ec, tcp::socket) { record(ec); });
+    acceptor.async_accept(ep, [&](error_code ec, tcp::socket) { record(ec); });
+    acceptor.async_wait(tcp::acceptor::wait_read, record);
+    BOOST_TEST(results.empty());
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(results.size() == 5u);
+    for (auto& ec : results)
+      BOOST_TEST((ec == asio::error::bad_descriptor), "was open " << was_open << ": " << ec.message());
+    BOOST_TEST(!peer.is_open());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(close_aborts_a_pending_write_and_a_pending_connect)
+{
+  // close(), not cancel(): a write blocked on a full send buffer and a
+  // connect whose SYN is dropped complete with operation_aborted, once the
+  // kernel holds them (after 5 ms) and before (close in the same pass).
+  for (bool in_kernel : {false, true})
+  {
+    zokio::io_context ctx;
+    auto [a, b] = zokio_test::connected_pair(ctx);
+    tcp::acceptor full(ctx);
+    full.open(tcp::v4());
+    full.bind(zokio_test::loopback_v4());
+    full.listen(0);
+    tcp::socket queued_peer(ctx), connecting(ctx);
+    queued_peer.connect(full.local_endpoint());
+    b.set_option(tcp::socket::receive_buffer_size(4096));
+    a.set_option(tcp::socket::send_buffer_size(4096));
+    a.non_blocking(true);
+    std::string junk(1 << 16, 'x');
+    error_code fill_ec;
+    while (!fill_ec)
+      a.send(asio::buffer(junk), 0, fill_ec);
+    a.non_blocking(false);
+    error_code write_ec = asio::error::would_block, connect_ec = asio::error::would_block;
+    std::size_t written = 99;
+    int write_fd = a.native_handle(), connect_fd = -1;
+    zokio::steady_timer t(ctx, 5ms);
+    auto close_both = [&, &a = a] {
+      BOOST_TEST((write_ec == asio::error::would_block));
+      BOOST_TEST((connect_ec == asio::error::would_block));
+      a.close();
+      connecting.close();
+    };
+    asio::post(ctx, [&, &a = a] {
+      a.async_write_some(asio::buffer(junk), [&](error_code ec, std::size_t n) {
+        write_ec = ec;
+        written = n;
+      });
+      connecting.async_connect(full.local_endpoint(), [&](error_code ec) { connect_ec = ec; });
+      connect_fd = connecting.native_handle();
+      if (in_kernel)
+        t.async_wait([&](error_code) { close_both(); });
+      else
+        close_both();
+    });
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST((write_ec == asio::error::operation_aborted), "in kernel " << in_kernel << ": " << write_ec.message());
+    BOOST_TEST(written == 0u);
+    BOOST_TEST((connect_ec == asio::error::operation_aborted), "in kernel " << in_kernel << ": " << connect_ec.message());
+    BOOST_TEST(!fd_is_open(write_fd));
+    BOOST_TEST(!fd_is_open(connect_fd));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(destroying_a_socket_with_operations_in_flight)

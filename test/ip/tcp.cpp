@@ -1253,6 +1253,183 @@ BOOST_AUTO_TEST_CASE(every_completion_token)
   BOOST_TEST(done == 6);
 }
 
+BOOST_AUTO_TEST_CASE(completion_tokens_on_accept_connect_and_wait)
+{
+  // use_future, deferred, as_tuple, redirect_error and detached at run time
+  // on async_accept (both forms), async_connect and async_wait, with their
+  // results and their errors.
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  const auto ep = acceptor.local_endpoint();
+  const auto refused = zokio_test::refusing_endpoint(ctx);
+  tcp::socket closed(ctx);
+
+  // use_future: every future is ready once the context has run out of work.
+  {
+    tcp::socket c1(ctx), c2(ctx), into(ctx);
+    std::future<tcp::socket> accepted = acceptor.async_accept(asio::use_future);
+    std::future<void> connected = c1.async_connect(ep, asio::use_future);
+    std::future<void> refused_f = c2.async_connect(refused, asio::use_future);
+    std::future<void> bad = closed.async_wait(tcp::socket::wait_read, asio::use_future);
+    zokio_test::run_bounded(ctx);
+    tcp::socket s = accepted.get();
+    BOOST_TEST((s.remote_endpoint() == c1.local_endpoint()));
+    BOOST_CHECK_NO_THROW(connected.get());
+    BOOST_CHECK_EXCEPTION(refused_f.get(), boost::system::system_error,
+        [](const boost::system::system_error& e) { return e.code() == asio::error::connection_refused; });
+    BOOST_CHECK_EXCEPTION(bad.get(), boost::system::system_error,
+        [](const boost::system::system_error& e) { return e.code() == asio::error::bad_descriptor; });
+    std::future<void> into_f = acceptor.async_accept(into, asio::use_future);
+    std::future<void> writable = s.async_wait(tcp::socket::wait_write, asio::use_future);
+    c2.close(); // after a failed connect, as with Asio
+    std::future<void> again = c2.async_connect(ep, asio::use_future);
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_CHECK_NO_THROW(into_f.get());
+    BOOST_CHECK_NO_THROW(writable.get());
+    BOOST_CHECK_NO_THROW(again.get());
+    BOOST_TEST((into.remote_endpoint() == c2.local_endpoint()));
+  }
+
+  // deferred: nothing starts until the operation is launched; then the
+  // connect's completion launches the deferred wait.
+  {
+    tcp::socket c(ctx), s(ctx);
+    auto accept_op = acceptor.async_accept(asio::deferred);
+    auto connect_op = c.async_connect(ep, asio::deferred);
+    auto wait_op = c.async_wait(tcp::socket::wait_write, asio::deferred);
+    auto bad_op = closed.async_wait(tcp::socket::wait_read, asio::deferred);
+    ctx.restart();
+    BOOST_TEST(ctx.poll() == 0u); // not launched: no handler ran
+    error_code accept_ec = asio::error::would_block, connect_ec = asio::error::would_block,
+        wait_ec = asio::error::would_block, bad_ec;
+    std::move(accept_op)([&](error_code ec, tcp::socket peer) {
+      accept_ec = ec;
+      s = std::move(peer);
+    });
+    std::move(connect_op)([&](error_code ec) {
+      connect_ec = ec;
+      std::move(wait_op)([&](error_code ec) { wait_ec = ec; });
+    });
+    std::move(bad_op)([&](error_code ec) { bad_ec = ec; });
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(!accept_ec);
+    BOOST_TEST(!connect_ec);
+    BOOST_TEST(!wait_ec);
+    BOOST_TEST((bad_ec == asio::error::bad_descriptor));
+    BOOST_TEST((s.remote_endpoint() == c.local_endpoint()));
+  }
+
+  // as_tuple, callbacks and awaitables.
+  {
+    tcp::socket c(ctx), into(ctx), c2(ctx);
+    tcp::endpoint peer_ep;
+    error_code accept_ec = asio::error::would_block, connect_ec = asio::error::would_block,
+        wait_ec = asio::error::would_block, refused_ec, into_ec = asio::error::would_block;
+    bool accepted_open = false;
+    acceptor.async_accept(asio::as_tuple([&](std::tuple<error_code, tcp::socket> r) {
+      accept_ec = std::get<0>(r);
+      accepted_open = std::get<1>(r).is_open();
+    }));
+    c.async_connect(ep, asio::as_tuple([&](std::tuple<error_code> r) {
+      connect_ec = std::get<0>(r);
+      c.async_wait(tcp::socket::wait_write, asio::as_tuple([&](std::tuple<error_code> r) {
+        wait_ec = std::get<0>(r);
+      }));
+    }));
+    c2.async_connect(refused, asio::as_tuple([&](std::tuple<error_code> r) { refused_ec = std::get<0>(r); }));
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(!accept_ec);
+    BOOST_TEST(accepted_open);
+    BOOST_TEST(!connect_ec);
+    BOOST_TEST(!wait_ec);
+    BOOST_TEST((refused_ec == asio::error::connection_refused));
+
+    error_code bad_ec;
+    asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+      tcp::socket c3(ctx);
+      auto [e1] = co_await c3.async_connect(ep, asio::as_tuple(asio::use_awaitable));
+      connect_ec = e1;
+      auto [e2] = co_await acceptor.async_accept(into, peer_ep, asio::as_tuple(asio::use_awaitable));
+      into_ec = e2;
+      auto [e3] = co_await closed.async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
+      bad_ec = e3;
+      BOOST_TEST((peer_ep == c3.local_endpoint()));
+    }, asio::detached);
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(!connect_ec);
+    BOOST_TEST(!into_ec);
+    BOOST_TEST(into.is_open());
+    BOOST_TEST((bad_ec == asio::error::bad_descriptor));
+  }
+
+  // redirect_error, callbacks and awaitables: the error lands in the
+  // variable, the handler gets the rest.
+  {
+    tcp::socket c(ctx), c2(ctx), into(ctx);
+    error_code accept_ec = asio::error::would_block, connect_ec = asio::error::would_block,
+        wait_ec = asio::error::would_block, refused_ec, bad_ec;
+    int calls = 0;
+    bool accepted_open = false;
+    acceptor.async_accept(asio::redirect_error([&](tcp::socket s) {
+      accepted_open = s.is_open();
+      ++calls;
+    }, accept_ec));
+    c.async_connect(ep, asio::redirect_error([&] {
+      ++calls;
+      c.async_wait(tcp::socket::wait_write, asio::redirect_error([&] { ++calls; }, wait_ec));
+    }, connect_ec));
+    c2.async_connect(refused, asio::redirect_error([&] { ++calls; }, refused_ec));
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(calls == 4);
+    BOOST_TEST(!accept_ec);
+    BOOST_TEST(accepted_open);
+    BOOST_TEST(!connect_ec);
+    BOOST_TEST(!wait_ec);
+    BOOST_TEST((refused_ec == asio::error::connection_refused));
+
+    asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+      tcp::socket c3(ctx);
+      co_await c3.async_connect(ep, asio::redirect_error(asio::use_awaitable, connect_ec));
+      co_await acceptor.async_accept(into, asio::redirect_error(asio::use_awaitable, accept_ec));
+      co_await c3.async_wait(tcp::socket::wait_write, asio::redirect_error(asio::use_awaitable, wait_ec));
+      co_await closed.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, bad_ec));
+      tcp::socket c4(ctx);
+      co_await c4.async_connect(refused, asio::redirect_error(asio::use_awaitable, refused_ec));
+    }, asio::detached);
+    connect_ec = accept_ec = wait_ec = refused_ec = asio::error::would_block;
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(!connect_ec);
+    BOOST_TEST(!accept_ec);
+    BOOST_TEST(into.is_open());
+    BOOST_TEST(!wait_ec);
+    BOOST_TEST((bad_ec == asio::error::bad_descriptor));
+    BOOST_TEST((refused_ec == asio::error::connection_refused));
+  }
+
+  // detached: the accepted socket is dropped (closed), so the client that
+  // connected reads end of stream.
+  {
+    tcp::socket c(ctx);
+    acceptor.async_accept(asio::detached);
+    c.async_wait(tcp::socket::wait_write, asio::detached); // not open: completes, ignored
+    error_code read_ec;
+    char buf[1];
+    c.async_connect(ep, [&](error_code ec) {
+      BOOST_TEST(!ec);
+      c.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t) { read_ec = ec; });
+    });
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST((read_ec == asio::error::eof), read_ec.message());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(read_until_and_streambuf)
 {
   zokio::io_context ctx;

@@ -1503,7 +1503,7 @@ BOOST_AUTO_TEST_CASE(resolver_results)
   BOOST_TEST(ok);
 }
 
-BOOST_AUTO_TEST_CASE(ipv6_loopback)
+BOOST_AUTO_TEST_CASE(ipv6_loopback, *boost::unit_test::precondition(zokio_test::ipv6_loopback))
 {
   zokio::io_context ctx;
   tcp::acceptor acceptor(ctx);
@@ -2088,7 +2088,8 @@ BOOST_AUTO_TEST_CASE(a_thread_that_exits_leaves_no_accept_request_behind)
   BOOST_TEST(zokio_test::open_fds() == fds);
 }
 
-BOOST_AUTO_TEST_CASE(one_thousand_connections_echo_every_byte)
+BOOST_AUTO_TEST_CASE(one_thousand_connections_echo_every_byte,
+    *boost::unit_test::precondition(zokio_test::fd_limit_at_least{2 * 1000 + 100}))
 {
   constexpr int conns = 1000;
   constexpr std::size_t size = 16 * 1024;

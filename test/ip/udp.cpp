@@ -4,6 +4,7 @@
 #define BOOST_TEST_MODULE ip_udp
 #include <boost/test/unit_test.hpp>
 
+#include <support/net.hpp>
 #include <support/run.hpp>
 
 #include <zokio/timer/steady_timer.hpp>
@@ -500,7 +501,7 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_kind_and_stage)
   BOOST_TEST(checked == 2 * 3 * 3 + 2 * 3);
 }
 
-BOOST_AUTO_TEST_CASE(ipv6_datagrams)
+BOOST_AUTO_TEST_CASE(ipv6_datagrams, *boost::unit_test::precondition(zokio_test::ipv6_loopback))
 {
   zokio::io_context ctx;
   udp::socket a(ctx);

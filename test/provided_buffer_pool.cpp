@@ -303,6 +303,64 @@ BOOST_AUTO_TEST_CASE(cancel_after_submission_by_slot)
   expect_free_buffers(ctx, a, b, pool, 3);
 }
 
+BOOST_AUTO_TEST_CASE(cancel_by_slot_every_type_and_stage)
+{
+  // Every cancellation type, at three stages: before the receive reaches a
+  // ring (started outside the run loop), queued (SQE prepared, not yet
+  // submitted) and waiting in the kernel. The receive completes once with
+  // operation_aborted and an empty buffer, every buffer is back in the pool,
+  // and the socket receives again.
+  using asio::cancellation_type;
+  int checked = 0;
+  for (auto type : {cancellation_type::terminal, cancellation_type::partial, cancellation_type::total})
+  {
+    for (int stage = 0; stage < 3; ++stage)
+    {
+      zokio::io_context ctx;
+      auto [a, b] = zokio_test::connected_pair(ctx);
+      provided_buffer_pool pool(ctx, 64, 3);
+      asio::cancellation_signal signal;
+      error_code result = asio::error::would_block;
+      int calls = 0;
+      bool empty = false;
+      auto start = [&, &b = b] {
+        b.async_receive_provided(pool, asio::bind_cancellation_slot(signal.slot(),
+            [&](error_code ec, provided_buffer buf) {
+              result = ec;
+              empty = buf.empty();
+              ++calls;
+            }));
+      };
+      zokio::steady_timer delay(ctx, 5ms);
+      if (stage == 0)
+      {
+        start();
+        signal.emit(type);
+      }
+      else if (stage == 1)
+      {
+        asio::post(ctx, [&] {
+          start();
+          signal.emit(type);
+        });
+      }
+      else
+      {
+        asio::post(ctx, start);
+        delay.async_wait([&](error_code) { signal.emit(type); });
+      }
+      zokio_test::run_bounded(ctx);
+      BOOST_TEST((result == asio::error::operation_aborted),
+          "type " << static_cast<int>(type) << " stage " << stage << ": " << result.message());
+      BOOST_TEST(calls == 1);
+      BOOST_TEST(empty);
+      expect_free_buffers(ctx, a, b, pool, 3);
+      ++checked;
+    }
+  }
+  BOOST_TEST(checked == 3 * 3);
+}
+
 BOOST_AUTO_TEST_CASE(close_with_a_pending_receive)
 {
   zokio::io_context ctx;

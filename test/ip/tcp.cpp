@@ -36,6 +36,8 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <functional>
 #include <chrono>
 #include <future>
@@ -45,6 +47,10 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace asio = boost::asio;
@@ -274,6 +280,65 @@ bool fd_is_open(int fd)
 {
   return ::fcntl(fd, F_GETFD) != -1;
 }
+
+// A listener (backlog 0) that never accepts, its accept queue filled with
+// connections: the kernel drops further SYNs to it (tcp_conn_request: accept
+// queue full), so a connect to it stays pending until its SYN retries run
+// out. Filled with non-blocking connects until one does not complete.
+class full_listener
+{
+public:
+  explicit full_listener(zokio::io_context& ctx) : acceptor_(ctx)
+  {
+    acceptor_.open(tcp::v4());
+    acceptor_.bind(zokio_test::loopback_v4());
+    acceptor_.listen(0);
+    const auto ep = acceptor_.local_endpoint();
+    for (int i = 0; i < 64; ++i)
+    {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      BOOST_TEST_REQUIRE(fd >= 0);
+      int r = ::connect(fd, ep.data(), static_cast<socklen_t>(ep.size()));
+      if (r != 0 && errno == EINPROGRESS)
+      {
+        ::pollfd p{fd, POLLOUT, 0};
+        if (::poll(&p, 1, 200) == 1)
+        {
+          int err = 0;
+          socklen_t len = sizeof err;
+          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+          r = err == 0 ? 0 : -1;
+        }
+      }
+      if (r != 0)
+      {
+        ::close(fd); // its SYN was dropped: the queue is full
+        BOOST_TEST_REQUIRE(!fds_.empty());
+        return;
+      }
+      fds_.push_back(fd);
+    }
+    BOOST_FAIL("the accept queue of a listener with backlog 0 never filled");
+  }
+
+  ~full_listener()
+  {
+    for (int fd : fds_)
+      ::close(fd);
+  }
+
+  full_listener(const full_listener&) = delete;
+  full_listener& operator=(const full_listener&) = delete;
+
+  tcp::endpoint endpoint() const { return acceptor_.local_endpoint(); }
+
+private:
+  tcp::acceptor acceptor_;
+  std::vector<int> fds_;
+};
+
+using tcp_syn_count = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_SYNCNT>;
+using tcp_user_timeout = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_USER_TIMEOUT>;
 
 } // namespace
 
@@ -555,6 +620,47 @@ BOOST_AUTO_TEST_CASE(connection_refused)
   BOOST_TEST((ec == asio::error::connection_refused));
 }
 
+BOOST_AUTO_TEST_CASE(connect_timeout_is_asio_timed_out)
+{
+  // The SYN goes to a listener whose accept queue is full and is dropped.
+  // TCP_SYNCNT 1 bounds the attempt at ~3 s (SYN, one retry); TCP_USER_TIMEOUT
+  // 200 ms ends it at the first retransmission timer (~1 s on linux). The
+  // kernel's ETIMEDOUT reaches the handler as boost::asio::error::timed_out,
+  // for the asynchronous connect and (on another thread, at the same time)
+  // the blocking one.
+  zokio::io_context ctx;
+  full_listener full(ctx);
+  auto open_for_timeout = [&] {
+    tcp::socket s(ctx, tcp::v4());
+    s.set_option(tcp_syn_count(1));
+    s.set_option(tcp_user_timeout(200));
+    return s;
+  };
+  tcp::socket s = open_for_timeout(), blocking = open_for_timeout();
+  error_code result = asio::error::would_block, blocking_result;
+  double elapsed = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  s.async_connect(full.endpoint(), [&](error_code ec) {
+    result = ec;
+    elapsed = zokio_test::ms_since(t0);
+  });
+  std::thread other([&] { blocking.connect(full.endpoint(), blocking_result); });
+  zokio_test::run_bounded(ctx, std::chrono::seconds(10));
+  other.join();
+  BOOST_TEST((result == asio::error::timed_out), result.message());
+  BOOST_TEST((blocking_result == asio::error::timed_out), blocking_result.message());
+  BOOST_TEST(elapsed > 500.0); // the kernel's retransmission timer, not an early failure
+  BOOST_TEST_MESSAGE("connect timed out after " << elapsed << " ms");
+  // The socket can be closed and used again.
+  s.close();
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  error_code again = asio::error::would_block;
+  s.async_connect(acceptor.local_endpoint(), [&](error_code ec) { again = ec; });
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(!again, again.message());
+}
+
 BOOST_AUTO_TEST_CASE(close_aborts_pending_operations_then_closes_the_descriptor)
 {
   zokio::io_context ctx;
@@ -579,6 +685,165 @@ BOOST_AUTO_TEST_CASE(close_aborts_pending_operations_then_closes_the_descriptor)
   BOOST_TEST((r3 == asio::error::operation_aborted));
   BOOST_TEST(!fd_is_open(fd));
   BOOST_TEST(!fd_is_open(afd));
+}
+
+BOOST_AUTO_TEST_CASE(wait_error_completes_on_a_pending_socket_error)
+{
+  zokio::io_context ctx;
+  using so_error = asio::detail::socket_option::integer<SOL_SOCKET, SO_ERROR>;
+
+  // A non-blocking connect, refused: the socket has ECONNREFUSED pending.
+  tcp::socket s(ctx, tcp::v4());
+  s.native_non_blocking(true);
+  const auto ep = zokio_test::refusing_endpoint(ctx);
+  const int r = ::connect(s.native_handle(), ep.data(), static_cast<socklen_t>(ep.size()));
+  BOOST_TEST_REQUIRE((r == -1 && errno == EINPROGRESS), "connect: " << r << " " << std::strerror(errno));
+  error_code refused_wait = asio::error::would_block;
+  s.async_wait(tcp::socket::wait_error, [&](error_code ec) { refused_wait = ec; });
+
+  // A connected socket that is waiting when the peer resets it.
+  auto [a, b] = zokio_test::connected_pair(ctx);
+  error_code reset_wait = asio::error::would_block;
+  a.async_wait(tcp::socket::wait_error, [&](error_code ec) { reset_wait = ec; });
+  zokio::steady_timer t(ctx, 5ms);
+  t.async_wait([&, &b = b](error_code) {
+    BOOST_TEST((reset_wait == asio::error::would_block)); // nothing to report before the reset
+    b.set_option(tcp::socket::linger(true, 0));
+    b.close(); // sends RST
+  });
+  zokio_test::run_bounded(ctx);
+
+  // The waits succeed (as Asio's); the error is then the socket's to report.
+  BOOST_TEST(!refused_wait, refused_wait.message());
+  so_error pending;
+  s.get_option(pending);
+  BOOST_TEST(pending.value() == ECONNREFUSED);
+  BOOST_TEST(!reset_wait, reset_wait.message());
+  char c;
+  error_code read_ec;
+  a.async_read_some(asio::buffer(&c, 1), [&](error_code ec, std::size_t) { read_ec = ec; });
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((read_ec == asio::error::connection_reset), read_ec.message());
+}
+
+BOOST_AUTO_TEST_CASE(accept_on_an_acceptor_that_is_not_listening)
+{
+  // Open and bound, no listen(): the kernel's EINVAL, as an error_code, for
+  // both accept forms; after listen() the acceptor accepts.
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx);
+  acceptor.open(tcp::v4());
+  acceptor.bind(zokio_test::loopback_v4());
+  tcp::socket peer(ctx);
+  error_code into = asio::error::would_block, moved = asio::error::would_block;
+  acceptor.async_accept(peer, [&](error_code ec) { into = ec; });
+  acceptor.async_accept([&](error_code ec, tcp::socket s) {
+    moved = ec;
+    BOOST_TEST(!s.is_open());
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((into == asio::error::invalid_argument), into.message());
+  BOOST_TEST((moved == asio::error::invalid_argument), moved.message());
+  BOOST_TEST(!peer.is_open());
+
+  acceptor.listen();
+  tcp::socket client(ctx);
+  client.connect(acceptor.local_endpoint());
+  error_code after = asio::error::would_block;
+  acceptor.async_accept(peer, [&](error_code ec) { after = ec; });
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(!after, after.message());
+  BOOST_TEST((peer.remote_endpoint() == client.local_endpoint()));
+}
+
+BOOST_AUTO_TEST_CASE(operations_on_a_closed_acceptor_fail_with_bad_descriptor)
+{
+  // Never opened, and opened then closed: every accept form and wait fails
+  // with bad_descriptor, through the executor (never inside the call).
+  zokio::io_context ctx;
+  for (bool was_open : {false, true})
+  {
+    tcp::acceptor acceptor(ctx);
+    if (was_open)
+    {
+      acceptor.open(tcp::v4());
+      acceptor.bind(zokio_test::loopback_v4());
+      acceptor.listen();
+      acceptor.close();
+    }
+    tcp::socket peer(ctx);
+    tcp::endpoint ep;
+    std::vector<error_code> results;
+    auto record = [&](error_code ec) { results.push_back(ec); };
+    acceptor.async_accept(peer, record);
+    acceptor.async_accept(peer, ep, record);
+    acceptor.async_accept([&](error_code ec, tcp::socket) { record(ec); });
+    acceptor.async_accept(ep, [&](error_code ec, tcp::socket) { record(ec); });
+    acceptor.async_wait(tcp::acceptor::wait_read, record);
+    BOOST_TEST(results.empty());
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(results.size() == 5u);
+    for (auto& ec : results)
+      BOOST_TEST((ec == asio::error::bad_descriptor), "was open " << was_open << ": " << ec.message());
+    BOOST_TEST(!peer.is_open());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(close_aborts_a_pending_write_and_a_pending_connect)
+{
+  // close(), not cancel(): a write blocked on a full send buffer and a
+  // connect whose SYN is dropped complete with operation_aborted, once the
+  // kernel holds them (after 5 ms) and before (close in the same pass).
+  for (bool in_kernel : {false, true})
+  {
+    zokio::io_context ctx;
+    auto [a, b] = zokio_test::connected_pair(ctx);
+    tcp::acceptor full(ctx);
+    full.open(tcp::v4());
+    full.bind(zokio_test::loopback_v4());
+    full.listen(0);
+    tcp::socket queued_peer(ctx), connecting(ctx);
+    queued_peer.connect(full.local_endpoint());
+    b.set_option(tcp::socket::receive_buffer_size(4096));
+    a.set_option(tcp::socket::send_buffer_size(4096));
+    a.non_blocking(true);
+    std::string junk(1 << 16, 'x');
+    error_code fill_ec;
+    while (!fill_ec)
+      a.send(asio::buffer(junk), 0, fill_ec);
+    a.non_blocking(false);
+    error_code write_ec = asio::error::would_block, connect_ec = asio::error::would_block;
+    std::size_t written = 99;
+    int write_fd = a.native_handle(), connect_fd = -1;
+    zokio::steady_timer t(ctx, 5ms);
+    auto close_both = [&, &a = a] {
+      BOOST_TEST((write_ec == asio::error::would_block));
+      BOOST_TEST((connect_ec == asio::error::would_block));
+      a.close();
+      connecting.close();
+    };
+    asio::post(ctx, [&, &a = a] {
+      a.async_write_some(asio::buffer(junk), [&](error_code ec, std::size_t n) {
+        write_ec = ec;
+        written = n;
+      });
+      connecting.async_connect(full.local_endpoint(), [&](error_code ec) { connect_ec = ec; });
+      connect_fd = connecting.native_handle();
+      if (in_kernel)
+        t.async_wait([&](error_code) { close_both(); });
+      else
+        close_both();
+    });
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST((write_ec == asio::error::operation_aborted), "in kernel " << in_kernel << ": " << write_ec.message());
+    BOOST_TEST(written == 0u);
+    BOOST_TEST((connect_ec == asio::error::operation_aborted), "in kernel " << in_kernel << ": " << connect_ec.message());
+    BOOST_TEST(!fd_is_open(write_fd));
+    BOOST_TEST(!fd_is_open(connect_fd));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(destroying_a_socket_with_operations_in_flight)
@@ -691,26 +956,68 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_type)
   }
 }
 
+namespace {
+
+// Sends a marker byte each way over a connected pair, and has each side read
+// (discarding whatever was queued ahead of the marker, e.g. the junk that
+// filled a send buffer) until the marker arrives. True when both markers
+// were sent and arrived: the pair still carries data both ways.
+bool markers_cross(zokio::io_context& ctx, tcp::socket& a, tcp::socket& b)
+{
+  int sent = 0, arrived = 0;
+  std::vector<char> buf_a(1 << 16), buf_b(1 << 16);
+  std::function<void(tcp::socket&, std::vector<char>&)> read_until_marker =
+      [&](tcp::socket& s, std::vector<char>& buf) {
+        s.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t n) {
+          if (ec)
+            return;
+          if (std::find(buf.begin(), buf.begin() + n, '!') != buf.begin() + n)
+            ++arrived;
+          else
+            read_until_marker(s, buf);
+        });
+      };
+  a.async_write_some(asio::buffer("!", 1), [&](error_code ec, std::size_t n) { sent += !ec && n == 1; });
+  b.async_write_some(asio::buffer("!", 1), [&](error_code ec, std::size_t n) { sent += !ec && n == 1; });
+  read_until_marker(a, buf_a);
+  read_until_marker(b, buf_b);
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  return sent == 2 && arrived == 2;
+}
+
+} // namespace
+
 // Every kind of socket operation, every cancellation type, at three stages:
 // before it reaches a ring (initiated outside the run loop, so it is handed
 // over: cancelled without any SQE), queued (SQE prepared in this pass, not
 // yet submitted: the ASYNC_CANCEL follows it in the same submission) and in
-// the kernel (cancelled 5 ms after it started).
+// the kernel (cancelled 5 ms after it started). Each completes once with
+// operation_aborted, and its socket (or acceptor) works afterwards.
+// The range connect (zokio/connect.hpp) takes terminal and partial
+// cancellation only, as Asio's: total is not tried.
 BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_kind_and_stage)
 {
   using asio::cancellation_type;
-  enum class kind { read_some, receive, write_some, wait_read, accept_into, accept_move, connect };
+  enum class kind { read_some, receive, write_some, send, wait_read, wait_write, wait_error,
+      accept_into, accept_into_endpoint, accept_move, accept_move_endpoint, connect, range_connect };
   enum class stage { not_on_a_ring, queued, in_kernel };
-  const char* kind_names[] = {"read_some", "receive", "write_some", "wait_read", "accept_into",
-      "accept_move", "connect"};
+  const char* kind_names[] = {"read_some", "receive", "write_some", "send", "wait_read", "wait_write",
+      "wait_error", "accept_into", "accept_into_endpoint", "accept_move", "accept_move_endpoint",
+      "connect", "range_connect"};
   int checked = 0;
-  for (kind k : {kind::read_some, kind::receive, kind::write_some, kind::wait_read,
-           kind::accept_into, kind::accept_move, kind::connect})
+  for (kind k : {kind::read_some, kind::receive, kind::write_some, kind::send, kind::wait_read,
+           kind::wait_write, kind::wait_error, kind::accept_into, kind::accept_into_endpoint,
+           kind::accept_move, kind::accept_move_endpoint, kind::connect, kind::range_connect})
   {
     for (auto type : {cancellation_type::terminal, cancellation_type::partial, cancellation_type::total})
     {
+      if (k == kind::range_connect && type == cancellation_type::total)
+        continue;
       for (stage when : {stage::not_on_a_ring, stage::queued, stage::in_kernel})
       {
+        const std::string what = std::string(kind_names[static_cast<int>(k)]) + " type "
+            + std::to_string(static_cast<int>(type)) + " stage " + std::to_string(static_cast<int>(when));
         zokio::io_context ctx;
         auto [a, b] = zokio_test::connected_pair(ctx);
         // A listener whose accept queue (backlog 0: one connection) is full,
@@ -722,11 +1029,14 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_kind_and_stage)
         tcp::socket queued_peer(ctx), connecting(ctx), accepted(ctx);
         queued_peer.connect(full.local_endpoint());
         tcp::acceptor idle(ctx, zokio_test::loopback_v4()); // nobody connects
+        tcp::endpoint peer_endpoint;
         std::string junk(1 << 16, 'x');
-        if (k == kind::write_some)
+        if (k == kind::write_some || k == kind::send || k == kind::wait_write)
         {
-          // Fill the peer's window so that the write cannot complete.
-          b.set_option(tcp::socket::receive_buffer_size(4096));
+          // Fill the peer's window so that the write cannot complete and
+          // the socket is not writable. (The peer's receive buffer keeps its
+          // size: were it smaller than the loopback MSS, the junk would
+          // later trickle through zero-window probes, 200 ms each.)
           a.set_option(tcp::socket::send_buffer_size(4096));
           a.non_blocking(true);
           error_code fill_ec;
@@ -755,18 +1065,39 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_kind_and_stage)
             a.async_write_some(asio::buffer(junk), asio::bind_cancellation_slot(slot,
                 [&](error_code ec, std::size_t) { done(ec); }));
             break;
+          case kind::send:
+            a.async_send(asio::buffer(junk), tcp::socket::message_do_not_route,
+                asio::bind_cancellation_slot(slot, [&](error_code ec, std::size_t) { done(ec); }));
+            break;
           case kind::wait_read:
             a.async_wait(tcp::socket::wait_read, asio::bind_cancellation_slot(slot, done));
             break;
+          case kind::wait_write:
+            a.async_wait(tcp::socket::wait_write, asio::bind_cancellation_slot(slot, done));
+            break;
+          case kind::wait_error:
+            a.async_wait(tcp::socket::wait_error, asio::bind_cancellation_slot(slot, done));
+            break;
           case kind::accept_into:
             idle.async_accept(accepted, asio::bind_cancellation_slot(slot, done));
+            break;
+          case kind::accept_into_endpoint:
+            idle.async_accept(accepted, peer_endpoint, asio::bind_cancellation_slot(slot, done));
             break;
           case kind::accept_move:
             idle.async_accept(asio::bind_cancellation_slot(slot,
                 [&](error_code ec, tcp::socket) { done(ec); }));
             break;
+          case kind::accept_move_endpoint:
+            idle.async_accept(peer_endpoint, asio::bind_cancellation_slot(slot,
+                [&](error_code ec, tcp::socket) { done(ec); }));
+            break;
           case kind::connect:
             connecting.async_connect(full.local_endpoint(), asio::bind_cancellation_slot(slot, done));
+            break;
+          case kind::range_connect:
+            asio::async_connect(connecting, std::vector<tcp::endpoint>{full.local_endpoint()},
+                asio::bind_cancellation_slot(slot, [&](error_code ec, tcp::endpoint) { done(ec); }));
             break;
           }
         };
@@ -789,15 +1120,48 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_kind_and_stage)
           break;
         }
         zokio_test::run_bounded(ctx);
-        BOOST_TEST((result == asio::error::operation_aborted),
-            kind_names[static_cast<int>(k)] << " type " << static_cast<int>(type) << " stage "
-            << static_cast<int>(when) << ": " << result.message());
-        BOOST_TEST(calls == 1);
+        BOOST_TEST((result == asio::error::operation_aborted), what << ": " << result.message());
+        BOOST_TEST(calls == 1, what);
+
+        // The socket, or the acceptor, works afterwards.
+        switch (k)
+        {
+        case kind::accept_into:
+        case kind::accept_into_endpoint:
+        case kind::accept_move:
+        case kind::accept_move_endpoint:
+        {
+          BOOST_TEST(!accepted.is_open(), what);
+          tcp::socket client(ctx);
+          client.connect(idle.local_endpoint());
+          error_code ec = asio::error::would_block;
+          idle.async_accept(accepted, peer_endpoint, [&](error_code e) { ec = e; });
+          ctx.restart();
+          zokio_test::run_bounded(ctx);
+          BOOST_TEST(!ec, what << ": accept afterwards: " << ec.message());
+          BOOST_TEST((peer_endpoint == client.local_endpoint()), what);
+          break;
+        }
+        case kind::connect:
+        case kind::range_connect:
+        {
+          connecting.close(); // after a failed connect, as with Asio
+          error_code ec = asio::error::would_block;
+          connecting.async_connect(idle.local_endpoint(), [&](error_code e) { ec = e; });
+          ctx.restart();
+          zokio_test::run_bounded(ctx);
+          BOOST_TEST(!ec, what << ": connect afterwards: " << ec.message());
+          break;
+        }
+        default:
+          BOOST_TEST(markers_cross(ctx, a, b), what << ": data afterwards");
+          break;
+        }
         ++checked;
       }
     }
   }
-  BOOST_TEST(checked == 7 * 3 * 3);
+  BOOST_TEST(checked == 12 * 3 * 3 + 2 * 3);
 }
 
 BOOST_AUTO_TEST_CASE(cancellation_after_completion_is_harmless)
@@ -889,6 +1253,183 @@ BOOST_AUTO_TEST_CASE(every_completion_token)
   BOOST_TEST(done == 6);
 }
 
+BOOST_AUTO_TEST_CASE(completion_tokens_on_accept_connect_and_wait)
+{
+  // use_future, deferred, as_tuple, redirect_error and detached at run time
+  // on async_accept (both forms), async_connect and async_wait, with their
+  // results and their errors.
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+  const auto ep = acceptor.local_endpoint();
+  const auto refused = zokio_test::refusing_endpoint(ctx);
+  tcp::socket closed(ctx);
+
+  // use_future: every future is ready once the context has run out of work.
+  {
+    tcp::socket c1(ctx), c2(ctx), into(ctx);
+    std::future<tcp::socket> accepted = acceptor.async_accept(asio::use_future);
+    std::future<void> connected = c1.async_connect(ep, asio::use_future);
+    std::future<void> refused_f = c2.async_connect(refused, asio::use_future);
+    std::future<void> bad = closed.async_wait(tcp::socket::wait_read, asio::use_future);
+    zokio_test::run_bounded(ctx);
+    tcp::socket s = accepted.get();
+    BOOST_TEST((s.remote_endpoint() == c1.local_endpoint()));
+    BOOST_CHECK_NO_THROW(connected.get());
+    BOOST_CHECK_EXCEPTION(refused_f.get(), boost::system::system_error,
+        [](const boost::system::system_error& e) { return e.code() == asio::error::connection_refused; });
+    BOOST_CHECK_EXCEPTION(bad.get(), boost::system::system_error,
+        [](const boost::system::system_error& e) { return e.code() == asio::error::bad_descriptor; });
+    std::future<void> into_f = acceptor.async_accept(into, asio::use_future);
+    std::future<void> writable = s.async_wait(tcp::socket::wait_write, asio::use_future);
+    c2.close(); // after a failed connect, as with Asio
+    std::future<void> again = c2.async_connect(ep, asio::use_future);
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_CHECK_NO_THROW(into_f.get());
+    BOOST_CHECK_NO_THROW(writable.get());
+    BOOST_CHECK_NO_THROW(again.get());
+    BOOST_TEST((into.remote_endpoint() == c2.local_endpoint()));
+  }
+
+  // deferred: nothing starts until the operation is launched; then the
+  // connect's completion launches the deferred wait.
+  {
+    tcp::socket c(ctx), s(ctx);
+    auto accept_op = acceptor.async_accept(asio::deferred);
+    auto connect_op = c.async_connect(ep, asio::deferred);
+    auto wait_op = c.async_wait(tcp::socket::wait_write, asio::deferred);
+    auto bad_op = closed.async_wait(tcp::socket::wait_read, asio::deferred);
+    ctx.restart();
+    BOOST_TEST(ctx.poll() == 0u); // not launched: no handler ran
+    error_code accept_ec = asio::error::would_block, connect_ec = asio::error::would_block,
+        wait_ec = asio::error::would_block, bad_ec;
+    std::move(accept_op)([&](error_code ec, tcp::socket peer) {
+      accept_ec = ec;
+      s = std::move(peer);
+    });
+    std::move(connect_op)([&](error_code ec) {
+      connect_ec = ec;
+      std::move(wait_op)([&](error_code ec) { wait_ec = ec; });
+    });
+    std::move(bad_op)([&](error_code ec) { bad_ec = ec; });
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(!accept_ec);
+    BOOST_TEST(!connect_ec);
+    BOOST_TEST(!wait_ec);
+    BOOST_TEST((bad_ec == asio::error::bad_descriptor));
+    BOOST_TEST((s.remote_endpoint() == c.local_endpoint()));
+  }
+
+  // as_tuple, callbacks and awaitables.
+  {
+    tcp::socket c(ctx), into(ctx), c2(ctx);
+    tcp::endpoint peer_ep;
+    error_code accept_ec = asio::error::would_block, connect_ec = asio::error::would_block,
+        wait_ec = asio::error::would_block, refused_ec, into_ec = asio::error::would_block;
+    bool accepted_open = false;
+    acceptor.async_accept(asio::as_tuple([&](std::tuple<error_code, tcp::socket> r) {
+      accept_ec = std::get<0>(r);
+      accepted_open = std::get<1>(r).is_open();
+    }));
+    c.async_connect(ep, asio::as_tuple([&](std::tuple<error_code> r) {
+      connect_ec = std::get<0>(r);
+      c.async_wait(tcp::socket::wait_write, asio::as_tuple([&](std::tuple<error_code> r) {
+        wait_ec = std::get<0>(r);
+      }));
+    }));
+    c2.async_connect(refused, asio::as_tuple([&](std::tuple<error_code> r) { refused_ec = std::get<0>(r); }));
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(!accept_ec);
+    BOOST_TEST(accepted_open);
+    BOOST_TEST(!connect_ec);
+    BOOST_TEST(!wait_ec);
+    BOOST_TEST((refused_ec == asio::error::connection_refused));
+
+    error_code bad_ec;
+    asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+      tcp::socket c3(ctx);
+      auto [e1] = co_await c3.async_connect(ep, asio::as_tuple(asio::use_awaitable));
+      connect_ec = e1;
+      auto [e2] = co_await acceptor.async_accept(into, peer_ep, asio::as_tuple(asio::use_awaitable));
+      into_ec = e2;
+      auto [e3] = co_await closed.async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
+      bad_ec = e3;
+      BOOST_TEST((peer_ep == c3.local_endpoint()));
+    }, asio::detached);
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(!connect_ec);
+    BOOST_TEST(!into_ec);
+    BOOST_TEST(into.is_open());
+    BOOST_TEST((bad_ec == asio::error::bad_descriptor));
+  }
+
+  // redirect_error, callbacks and awaitables: the error lands in the
+  // variable, the handler gets the rest.
+  {
+    tcp::socket c(ctx), c2(ctx), into(ctx);
+    error_code accept_ec = asio::error::would_block, connect_ec = asio::error::would_block,
+        wait_ec = asio::error::would_block, refused_ec, bad_ec;
+    int calls = 0;
+    bool accepted_open = false;
+    acceptor.async_accept(asio::redirect_error([&](tcp::socket s) {
+      accepted_open = s.is_open();
+      ++calls;
+    }, accept_ec));
+    c.async_connect(ep, asio::redirect_error([&] {
+      ++calls;
+      c.async_wait(tcp::socket::wait_write, asio::redirect_error([&] { ++calls; }, wait_ec));
+    }, connect_ec));
+    c2.async_connect(refused, asio::redirect_error([&] { ++calls; }, refused_ec));
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(calls == 4);
+    BOOST_TEST(!accept_ec);
+    BOOST_TEST(accepted_open);
+    BOOST_TEST(!connect_ec);
+    BOOST_TEST(!wait_ec);
+    BOOST_TEST((refused_ec == asio::error::connection_refused));
+
+    asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+      tcp::socket c3(ctx);
+      co_await c3.async_connect(ep, asio::redirect_error(asio::use_awaitable, connect_ec));
+      co_await acceptor.async_accept(into, asio::redirect_error(asio::use_awaitable, accept_ec));
+      co_await c3.async_wait(tcp::socket::wait_write, asio::redirect_error(asio::use_awaitable, wait_ec));
+      co_await closed.async_wait(tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, bad_ec));
+      tcp::socket c4(ctx);
+      co_await c4.async_connect(refused, asio::redirect_error(asio::use_awaitable, refused_ec));
+    }, asio::detached);
+    connect_ec = accept_ec = wait_ec = refused_ec = asio::error::would_block;
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(!connect_ec);
+    BOOST_TEST(!accept_ec);
+    BOOST_TEST(into.is_open());
+    BOOST_TEST(!wait_ec);
+    BOOST_TEST((bad_ec == asio::error::bad_descriptor));
+    BOOST_TEST((refused_ec == asio::error::connection_refused));
+  }
+
+  // detached: the accepted socket is dropped (closed), so the client that
+  // connected reads end of stream.
+  {
+    tcp::socket c(ctx);
+    acceptor.async_accept(asio::detached);
+    c.async_wait(tcp::socket::wait_write, asio::detached); // not open: completes, ignored
+    error_code read_ec;
+    char buf[1];
+    c.async_connect(ep, [&](error_code ec) {
+      BOOST_TEST(!ec);
+      c.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t) { read_ec = ec; });
+    });
+    ctx.restart();
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST((read_ec == asio::error::eof), read_ec.message());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(read_until_and_streambuf)
 {
   zokio::io_context ctx;
@@ -962,7 +1503,7 @@ BOOST_AUTO_TEST_CASE(resolver_results)
   BOOST_TEST(ok);
 }
 
-BOOST_AUTO_TEST_CASE(ipv6_loopback)
+BOOST_AUTO_TEST_CASE(ipv6_loopback, *boost::unit_test::precondition(zokio_test::ipv6_loopback))
 {
   zokio::io_context ctx;
   tcp::acceptor acceptor(ctx);
@@ -1547,7 +2088,8 @@ BOOST_AUTO_TEST_CASE(a_thread_that_exits_leaves_no_accept_request_behind)
   BOOST_TEST(zokio_test::open_fds() == fds);
 }
 
-BOOST_AUTO_TEST_CASE(one_thousand_connections_echo_every_byte)
+BOOST_AUTO_TEST_CASE(one_thousand_connections_echo_every_byte,
+    *boost::unit_test::precondition(zokio_test::fd_limit_at_least{2 * 1000 + 100}))
 {
   constexpr int conns = 1000;
   constexpr std::size_t size = 16 * 1024;

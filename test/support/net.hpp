@@ -5,12 +5,18 @@
 #include <zokio/ip/tcp.hpp>
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/test/unit_test.hpp>
 
+#include <cerrno>
 #include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <utility>
 
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace zokio_test {
 
@@ -54,6 +60,40 @@ inline rlim_t raise_fd_limit(rlim_t n)
   return rl.rlim_cur;
 }
 
+// Preconditions for test case decorators
+// (BOOST_AUTO_TEST_CASE(name, *boost::unit_test::precondition(...))): a case
+// whose precondition fails is reported as skipped, with the reason.
+
+// An IPv6 socket can be bound to ::1.
+inline boost::test_tools::assertion_result ipv6_loopback(boost::unit_test::test_unit_id)
+{
+  int err = 0;
+  int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    err = errno;
+  else
+  {
+    ::sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    sa.sin6_addr = in6addr_loopback;
+    if (::bind(fd, reinterpret_cast<const ::sockaddr*>(&sa), sizeof sa) != 0)
+      err = errno;
+    ::close(fd);
+  }
+  boost::test_tools::assertion_result r(err == 0);
+  if (err)
+    r.message() << "no IPv6 loopback (" << std::strerror(err) << ")";
+  return r;
+}
+
+// RLIMIT_NOFILE is (or can be raised to) at least n.
+struct fd_limit_at_least
+{
+  rlim_t n;
+
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const;
+};
+
 // The descriptors the process has open (entries of /proc/self/fd, counting
 // the one that lists them).
 inline std::size_t open_fds()
@@ -62,6 +102,16 @@ inline std::size_t open_fds()
   for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
     ++n;
   return n;
+}
+
+inline boost::test_tools::assertion_result fd_limit_at_least::operator()(
+    boost::unit_test::test_unit_id) const
+{
+  const rlim_t got = raise_fd_limit(n);
+  boost::test_tools::assertion_result r(got >= n);
+  if (got < n)
+    r.message() << "RLIMIT_NOFILE cannot be raised to " << n << " (" << got << ")";
+  return r;
 }
 
 } // namespace zokio_test

@@ -416,6 +416,29 @@ BOOST_AUTO_TEST_CASE(two_threads_run_a_context_with_asio_objects)
   BOOST_TEST(bad.load() == 0);
 }
 
+BOOST_AUTO_TEST_CASE(an_exiting_context_thread_takes_the_poll_out_of_its_ring)
+{
+  // Only the thread below runs the context, so the bridge's poll is armed in
+  // its ring. run() returns with the poll still armed (it is not work); when
+  // the thread exits, the poll is cancelled and reaped in its ring, so the
+  // context can free that thread's state and close every descriptor
+  // (scheduler.hpp, "Leaving for good"). Left armed, ~io_context would have
+  // to keep the runner (retained_runners) and its descriptors.
+  const auto retained = zokio::detail::scheduler::retained_runners();
+  const std::size_t fds = fd_count();
+  {
+    zokio::io_context ctx;
+    asio::steady_timer timer(ctx, 1ms);
+    error_code result = asio::error::would_block;
+    timer.async_wait([&](error_code ec) { result = ec; });
+    BOOST_TEST(fd_count("eventpoll") >= 1u);
+    std::thread([&] { ctx.run(); }).join();
+    BOOST_TEST(!result);
+  }
+  BOOST_TEST(zokio::detail::scheduler::retained_runners() == retained);
+  BOOST_TEST(fd_count() == fds);
+}
+
 BOOST_AUTO_TEST_CASE(asio_objects_on_a_thread_pool)
 {
   const std::size_t threads_before = thread_count();

@@ -342,6 +342,27 @@ using tcp_user_timeout = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_U
 
 } // namespace
 
+BOOST_AUTO_TEST_CASE(protocol_values_as_with_asio)
+{
+  // `using zokio::ip::tcp;` replaces Asio's tcp also where the class is used
+  // as a value.
+  static_assert(std::is_same_v<tcp::iostream, asio::ip::tcp::iostream>);
+  tcp v4 = tcp::v4();
+  tcp v6 = tcp::v6();
+  BOOST_TEST(v4.family() == AF_INET);
+  BOOST_TEST(v6.family() == AF_INET6);
+  BOOST_TEST(v4.type() == SOCK_STREAM);
+  BOOST_TEST(v4.protocol() == IPPROTO_TCP);
+  BOOST_TEST((v4 != v6));
+  BOOST_TEST((v4 == tcp::endpoint(asio::ip::address_v4::loopback(), 0).protocol()));
+  zokio::io_context ctx;
+  tcp::acceptor acceptor(ctx);
+  acceptor.open(v4);
+  acceptor.bind({asio::ip::address_v4::loopback(), 0});
+  acceptor.listen();
+  BOOST_TEST((acceptor.local_endpoint().protocol() == v4));
+}
+
 BOOST_AUTO_TEST_CASE(accept_connect_read_write)
 {
   zokio::io_context ctx;

@@ -124,6 +124,20 @@ std::string pattern(std::size_t n)
 
 } // namespace
 
+BOOST_AUTO_TEST_CASE(protocol_values_as_with_asio)
+{
+  udp v4 = udp::v4();
+  udp v6 = udp::v6();
+  BOOST_TEST(v4.family() == AF_INET);
+  BOOST_TEST(v6.family() == AF_INET6);
+  BOOST_TEST(v4.type() == SOCK_DGRAM);
+  BOOST_TEST((v4 != v6));
+  zokio::io_context ctx;
+  udp::socket s(ctx, v4);
+  BOOST_TEST(s.is_open());
+  BOOST_TEST((s.local_endpoint().protocol() == v4));
+}
+
 BOOST_AUTO_TEST_CASE(datagrams_of_one_byte_and_64_kib)
 {
   // 65507 = 65535 - 20 (IPv4 header) - 8 (UDP header): the largest payload.

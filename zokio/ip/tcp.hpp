@@ -15,11 +15,13 @@ namespace ip {
 /**
  * `using zokio::ip::tcp;` can replace `using boost::asio::ip::tcp;`:
  * tcp::socket and tcp::acceptor are zokio's (io_uring) objects; tcp::endpoint,
- * tcp::resolver, tcp::v4(), tcp::v6() and tcp::no_delay are Asio's. The
- * protocol type of the sockets is boost::asio::ip::tcp itself, so endpoints,
- * resolver results and options are shared with Asio code.
+ * tcp::resolver, tcp::v4(), tcp::v6(), tcp::no_delay and tcp::iostream are
+ * Asio's. The protocol type of the sockets is boost::asio::ip::tcp itself, so
+ * endpoints, resolver results and options are shared with Asio code; the class
+ * derives from it, so a `tcp` value (`tcp p = tcp::v4();`) is Asio's protocol
+ * with family(), type(), protocol() and comparisons.
  */
-class tcp
+class tcp : public boost::asio::ip::tcp
 {
 public:
   /// The protocol (Asio's).
@@ -46,7 +48,10 @@ public:
   /// TCP over IPv6.
   static boost::asio::ip::tcp v6() noexcept { return boost::asio::ip::tcp::v6(); }
 
-  tcp() = delete;
+  /// A protocol value from Asio's (as returned by v4() and v6()), so that
+  /// `tcp p = tcp::v4();` compiles as with Asio's class; family(),
+  /// type() and protocol() are Asio's.
+  tcp(const boost::asio::ip::tcp& p) noexcept : boost::asio::ip::tcp(p) {}
 };
 
 } // namespace ip

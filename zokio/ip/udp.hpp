@@ -15,9 +15,11 @@ namespace ip {
  * `using zokio::ip::udp;` can replace `using boost::asio::ip::udp;`:
  * udp::socket is zokio's (io_uring) datagram socket; udp::endpoint,
  * udp::resolver, udp::v4() and udp::v6() are Asio's. The protocol type of the
- * socket is boost::asio::ip::udp itself.
+ * socket is boost::asio::ip::udp itself; the class derives from it, so a `udp`
+ * value (`udp p = udp::v4();`) is Asio's protocol with family(), type(),
+ * protocol() and comparisons.
  */
-class udp
+class udp : public boost::asio::ip::udp
 {
 public:
   /// The protocol (Asio's).
@@ -38,7 +40,10 @@ public:
   /// UDP over IPv6.
   static boost::asio::ip::udp v6() noexcept { return boost::asio::ip::udp::v6(); }
 
-  udp() = delete;
+  /// A protocol value from Asio's (as returned by v4() and v6()), so that
+  /// `udp p = udp::v4();` compiles as with Asio's class; family(),
+  /// type() and protocol() are Asio's.
+  udp(const boost::asio::ip::udp& p) noexcept : boost::asio::ip::udp(p) {}
 };
 
 } // namespace ip

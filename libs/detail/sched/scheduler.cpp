@@ -81,8 +81,12 @@ scheduler::~scheduler()
     {
       // The kernel may still write into these operations: never free them,
       // nor the runner that holds the wake-up buffer. Closing the ring asks
-      // the kernel to cancel them.
+      // the kernel to cancel them. The wake-up descriptor is closed: a read
+      // still in flight on it holds its own reference to the file, and
+      // nothing writes to it any more (the scheduler is going away).
       r->ring_.reset();
+      if (r->wake_fd_ >= 0)
+        ::close(r->wake_fd_);
       r->wake_fd_ = -1;
       retained_runner_count.fetch_add(1, std::memory_order_relaxed);
     }

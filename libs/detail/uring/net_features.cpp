@@ -225,8 +225,12 @@ net_features probe()
         ::io_uring_sqe_set_data64(sqe, 1);
         if (::io_uring_submit(&ring) == 1)
         {
+          // The byte is already there: a kernel with the feature completes
+          // at once, one without it rejects the request at once. Bounded
+          // anyway (1 s), like every other wait of the probe.
           ::io_uring_cqe* cqe = nullptr;
-          if (::io_uring_wait_cqe(&ring, &cqe) == 0)
+          __kernel_timespec limit{1, 0};
+          if (::io_uring_wait_cqe_timeout(&ring, &cqe, &limit) == 0)
           {
             f.multishot_recv = cqe->res == 1 && (cqe->flags & IORING_CQE_F_MORE);
             ::io_uring_cqe_seen(&ring, cqe);

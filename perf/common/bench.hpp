@@ -36,6 +36,13 @@ inline std::uint64_t process_cpu_ns() noexcept {
   return std::uint64_t(ts.tv_sec) * 1'000'000'000u + std::uint64_t(ts.tv_nsec);
 }
 
+// CPU time (user + system) of the calling thread, in nanoseconds.
+inline std::uint64_t thread_cpu_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::uint64_t(ts.tv_sec) * 1'000'000'000u + std::uint64_t(ts.tv_nsec);
+}
+
 [[noreturn]] inline void die(const char* what) {
   std::fprintf(stderr, "fatal: %s\n", what);
   std::exit(2);

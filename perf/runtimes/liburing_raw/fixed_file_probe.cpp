@@ -20,11 +20,9 @@
 // touches it.
 #include <liburing.h>
 
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -35,13 +33,6 @@ namespace {
 
 using perf::die;
 
-std::uint64_t thread_cpu_ns() noexcept {
-  rusage ru{};
-  ::getrusage(RUSAGE_THREAD, &ru);
-  return std::uint64_t(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1'000'000'000u +
-         std::uint64_t(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1'000u;
-}
-
 // Runs `loops` iterations; returns CPU ns per operation (send or receive).
 // fds[2i] sends to fds[2i+1]. With fixed, the indexes in the registered table
 // (the same positions) are used instead of the descriptors.
@@ -51,7 +42,7 @@ double run(io_uring& ring, const std::vector<int>& fds, unsigned batch, unsigned
   std::memset(out, 'f', sizeof out);
   std::vector<char> in(64 * batch * (fds.size() / 2));
   const std::size_t pairs = fds.size() / 2;
-  const std::uint64_t c0 = thread_cpu_ns();
+  const std::uint64_t c0 = perf::thread_cpu_ns();
   for (unsigned l = 0; l < loops; ++l) {
     for (std::size_t p = 0; p < pairs; ++p)
       for (unsigned b = 0; b < batch; ++b) {
@@ -81,7 +72,7 @@ double run(io_uring& ring, const std::vector<int>& fds, unsigned batch, unsigned
       ++seen;
     }
   }
-  const std::uint64_t c1 = thread_cpu_ns();
+  const std::uint64_t c1 = perf::thread_cpu_ns();
   return double(c1 - c0) / (double(loops) * 2.0 * double(pairs) * double(batch));
 }
 
@@ -118,10 +109,7 @@ int main(int argc, char** argv) {
   io_uring_queue_exit(&ring);
   for (int fd : fds) ::close(fd);
 
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
+  auto median = [](const std::vector<double>& v) { return perf::percentile(v, 50); };
   const double plain = median(cpu[0]), fixed = median(cpu[1]);
   perf::json_line j;
   j.add("pairs", std::uint64_t(pairs))

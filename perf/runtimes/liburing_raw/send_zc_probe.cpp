@@ -17,11 +17,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -33,13 +31,6 @@ namespace {
 
 using perf::die;
 
-std::uint64_t thread_cpu_ns() noexcept {
-  rusage ru{};
-  ::getrusage(RUSAGE_THREAD, &ru);
-  return std::uint64_t(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1'000'000'000u +
-         std::uint64_t(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1'000u;
-}
-
 struct result {
   double bytes_per_sec;
   double cpu_ns_per_mib;
@@ -50,7 +41,7 @@ struct result {
 // notification, for SEND_ZC).
 result send_all(io_uring& ring, int fd, const char* buf, std::size_t size, std::size_t total,
                 bool zero_copy) {
-  const std::uint64_t t0 = perf::now_ns(), c0 = thread_cpu_ns();
+  const std::uint64_t t0 = perf::now_ns(), c0 = perf::thread_cpu_ns();
   std::size_t sent = 0;
   while (sent < total) {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring);
@@ -77,7 +68,7 @@ result send_all(io_uring& ring, int fd, const char* buf, std::size_t size, std::
       io_uring_cqe_seen(&ring, cqe);
     }
   }
-  const std::uint64_t t1 = perf::now_ns(), c1 = thread_cpu_ns();
+  const std::uint64_t t1 = perf::now_ns(), c1 = perf::thread_cpu_ns();
   return {double(total) * 1e9 / double(t1 - t0), double(c1 - c0) / (double(total) / (1 << 20))};
 }
 
@@ -135,10 +126,7 @@ int main(int argc, char** argv) {
   drain.join();
   io_uring_queue_exit(&ring);
 
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
+  auto median = [](const std::vector<double>& v) { return perf::percentile(v, 50); };
   perf::json_line j;
   j.add("size", std::uint64_t(size))
       .add("send_gb_per_sec", median(rate[0]) / 1e9)

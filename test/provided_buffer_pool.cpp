@@ -314,7 +314,7 @@ BOOST_AUTO_TEST_CASE(cancel_by_slot_every_type_and_stage)
   int checked = 0;
   for (auto type : {cancellation_type::terminal, cancellation_type::partial, cancellation_type::total})
   {
-    for (int stage = 0; stage < 3; ++stage)
+    for (auto when : zokio_test::cancel_stages)
     {
       zokio::io_context ctx;
       auto [a, b] = zokio_test::connected_pair(ctx);
@@ -331,27 +331,9 @@ BOOST_AUTO_TEST_CASE(cancel_by_slot_every_type_and_stage)
               ++calls;
             }));
       };
-      zokio::steady_timer delay(ctx, 5ms);
-      if (stage == 0)
-      {
-        start();
-        signal.emit(type);
-      }
-      else if (stage == 1)
-      {
-        asio::post(ctx, [&] {
-          start();
-          signal.emit(type);
-        });
-      }
-      else
-      {
-        asio::post(ctx, start);
-        delay.async_wait([&](error_code) { signal.emit(type); });
-      }
-      zokio_test::run_bounded(ctx);
+      zokio_test::start_and_cancel(ctx, when, start, [&] { signal.emit(type); });
       BOOST_TEST((result == asio::error::operation_aborted),
-          "type " << static_cast<int>(type) << " stage " << stage << ": " << result.message());
+          "type " << static_cast<int>(type) << " stage " << static_cast<int>(when) << ": " << result.message());
       BOOST_TEST(calls == 1);
       BOOST_TEST(empty);
       expect_free_buffers(ctx, a, b, pool, 3);

@@ -1022,7 +1022,6 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_kind_and_stage)
   using asio::cancellation_type;
   enum class kind { read_some, receive, write_some, send, wait_read, wait_write, wait_error,
       accept_into, accept_into_endpoint, accept_move, accept_move_endpoint, connect, range_connect };
-  enum class stage { not_on_a_ring, queued, in_kernel };
   const char* kind_names[] = {"read_some", "receive", "write_some", "send", "wait_read", "wait_write",
       "wait_error", "accept_into", "accept_into_endpoint", "accept_move", "accept_move_endpoint",
       "connect", "range_connect"};
@@ -1035,7 +1034,7 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_kind_and_stage)
     {
       if (k == kind::range_connect && type == cancellation_type::total)
         continue;
-      for (stage when : {stage::not_on_a_ring, stage::queued, stage::in_kernel})
+      for (auto when : zokio_test::cancel_stages)
       {
         const std::string what = std::string(kind_names[static_cast<int>(k)]) + " type "
             + std::to_string(static_cast<int>(type)) + " stage " + std::to_string(static_cast<int>(when));
@@ -1122,25 +1121,7 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_kind_and_stage)
             break;
           }
         };
-        zokio::steady_timer delay(ctx, 5ms);
-        switch (when)
-        {
-        case stage::not_on_a_ring:
-          start(); // this thread does not run ctx yet: handed over
-          signal.emit(type);
-          break;
-        case stage::queued:
-          asio::post(ctx, [&] {
-            start();
-            signal.emit(type);
-          });
-          break;
-        case stage::in_kernel:
-          asio::post(ctx, start);
-          delay.async_wait([&](error_code) { signal.emit(type); });
-          break;
-        }
-        zokio_test::run_bounded(ctx);
+        zokio_test::start_and_cancel(ctx, when, start, [&] { signal.emit(type); });
         BOOST_TEST((result == asio::error::operation_aborted), what << ": " << result.message());
         BOOST_TEST(calls == 1, what);
 

@@ -451,8 +451,10 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_kind_and_stage)
     const bool sending = k == kind::send || k == kind::send_to;
     for (auto type : {cancellation_type::terminal, cancellation_type::partial, cancellation_type::total})
     {
-      for (int stage = 0; stage < (sending ? 1 : 3); ++stage)
+      for (auto when : zokio_test::cancel_stages)
       {
+        if (sending && when != zokio_test::cancel_stage::not_on_a_ring)
+          continue;
         zokio::io_context ctx;
         udp::socket a(ctx, loopback()), peer(ctx, loopback());
         a.connect(peer.local_endpoint());
@@ -482,28 +484,10 @@ BOOST_AUTO_TEST_CASE(per_operation_cancellation_every_kind_and_stage)
             break;
           }
         };
-        zokio::steady_timer delay(ctx, 5ms);
-        if (stage == 0)
-        {
-          start();
-          signal.emit(type);
-        }
-        else if (stage == 1)
-        {
-          asio::post(ctx, [&] {
-            start();
-            signal.emit(type);
-          });
-        }
-        else
-        {
-          asio::post(ctx, start);
-          delay.async_wait([&](error_code) { signal.emit(type); });
-        }
-        zokio_test::run_bounded(ctx);
+        zokio_test::start_and_cancel(ctx, when, start, [&] { signal.emit(type); });
         BOOST_TEST((result == asio::error::operation_aborted),
             kind_names[static_cast<int>(k)] << " type " << static_cast<int>(type) << " stage "
-            << stage << ": " << result.message());
+            << static_cast<int>(when) << ": " << result.message());
         BOOST_TEST(calls == 1);
         auto [at_a, at_peer] = round_trip(ctx, a, peer);
         BOOST_TEST(at_a == "to a");

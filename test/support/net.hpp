@@ -3,11 +3,16 @@
 #define ZOKIO_TEST_SUPPORT_NET_HPP
 
 #include <zokio/ip/tcp.hpp>
+#include <zokio/timer/steady_timer.hpp>
+
+#include <support/run.hpp>
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
@@ -34,6 +39,42 @@ std::pair<Socket, Socket> connected_pair(Context& ctx)
   a.connect(acceptor.local_endpoint());
   acceptor.accept(b);
   return {std::move(a), std::move(b)};
+}
+
+// Where a cancellation reaches a socket operation, for the cancellation
+// matrices (printed as 0, 1, 2).
+enum class cancel_stage { not_on_a_ring, queued, in_kernel };
+inline constexpr cancel_stage cancel_stages[] = {
+    cancel_stage::not_on_a_ring, cancel_stage::queued, cancel_stage::in_kernel};
+
+// Starts an operation (start) and cancels it (cancel) at the given stage,
+// then runs ctx until it has no work:
+//   not_on_a_ring: both on this thread, which does not run ctx: the
+//     operation is handed over to a runner and cancelled before it is on a ring;
+//   queued: both in one handler, before the run loop submits the SQE;
+//   in_kernel: the cancel 5 ms after the start, the operation waiting in the kernel.
+template <typename Start, typename Cancel>
+void start_and_cancel(zokio::io_context& ctx, cancel_stage when, Start start, Cancel cancel)
+{
+  zokio::steady_timer delay(ctx, std::chrono::milliseconds(5));
+  switch (when)
+  {
+  case cancel_stage::not_on_a_ring:
+    start();
+    cancel();
+    break;
+  case cancel_stage::queued:
+    boost::asio::post(ctx, [&] {
+      start();
+      cancel();
+    });
+    break;
+  case cancel_stage::in_kernel:
+    boost::asio::post(ctx, [&] { start(); });
+    delay.async_wait([&](boost::system::error_code) { cancel(); });
+    break;
+  }
+  run_bounded(ctx);
 }
 
 // A loopback port nobody listens on (bound, then closed).

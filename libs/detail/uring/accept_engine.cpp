@@ -65,26 +65,24 @@ bool accept_engine::start(scheduler& s, socket_state& st, socket_op* o)
   // Relaxed (see refused_): read stale, the accept is parked and the
   // engine's next request is refused again.
   const bool refused = refused_.load(std::memory_order_relaxed);
-  // The engine is created by the first accept, outside the lock (it
-  // allocates and may throw: o untouched). accept_ is read under the lock
-  // here too, since two threads may make the first accept at once.
-  accept_engine* fresh = nullptr;
-  if (!refused)
-  {
-    st.lock_.lock();
-    const bool none = st.accept_ == nullptr;
-    st.lock_.unlock();
-    if (none)
-      fresh = new accept_engine(st);
-  }
-
   bool arm = false;
   int fd = -1;
+  accept_engine* fresh = nullptr;
   st.lock_.lock();
-  if (st.accept_ == nullptr && fresh)
+  if (st.accept_ == nullptr && !refused)
   {
-    st.accept_ = fresh;
-    fresh = nullptr;
+    // The first accept creates the engine, outside the lock (it allocates
+    // and may throw: o untouched). Another thread's first accept may install
+    // one meanwhile: then fresh is deleted below. Later accepts take the
+    // lock once.
+    st.lock_.unlock();
+    fresh = new accept_engine(st);
+    st.lock_.lock();
+    if (st.accept_ == nullptr)
+    {
+      st.accept_ = fresh;
+      fresh = nullptr;
+    }
   }
   if (refused && (st.accept_ == nullptr || st.accept_->ready_head_ == st.accept_->ready_.size()))
   {

@@ -26,46 +26,35 @@ namespace ad = boost::asio::detail;
 
 // Access to a few private members of Asio's scheduler and reactor: an
 // explicit instantiation may name private members, and the friend function
-// it defines hands the member pointer out.
-template <typename Tag, typename Tag::type Member>
+// it defines hands the member pointer out (its type deduced, since some of
+// the members' types are private too).
+template <typename Tag, auto Member>
 struct private_member
 {
-  friend typename Tag::type get(Tag) noexcept { return Member; }
+  friend constexpr auto get(Tag) noexcept { return Member; }
 };
 
-struct asio_task_interrupted
-{
-  using type = bool ad::scheduler::*;
-  friend type get(asio_task_interrupted) noexcept;
-};
+#define ZOKIO_ASIO_PRIVATE(tag, member)                                                   \
+  struct tag                                                                              \
+  {                                                                                       \
+    friend constexpr auto get(tag) noexcept;                                              \
+  };                                                                                      \
+  template struct private_member<tag, &member>
 
-struct asio_scheduler_mutex
-{
-  using type = ad::conditionally_enabled_mutex ad::scheduler::*;
-  friend type get(asio_scheduler_mutex) noexcept;
-};
+ZOKIO_ASIO_PRIVATE(asio_task_interrupted, ad::scheduler::task_interrupted_);
+ZOKIO_ASIO_PRIVATE(asio_scheduler_mutex, ad::scheduler::mutex_);
+ZOKIO_ASIO_PRIVATE(asio_outstanding_work, ad::scheduler::outstanding_work_);
+ZOKIO_ASIO_PRIVATE(asio_op_queue, ad::scheduler::op_queue_);
+ZOKIO_ASIO_PRIVATE(asio_task_operation, ad::scheduler::task_operation_);
+ZOKIO_ASIO_PRIVATE(asio_epoll_fd, ad::epoll_reactor::epoll_fd_);
 
-struct asio_outstanding_work
-{
-  using type = ad::atomic_count ad::scheduler::*;
-  friend type get(asio_outstanding_work) noexcept;
-};
-
-struct asio_epoll_fd
-{
-  using type = int ad::epoll_reactor::*;
-  friend type get(asio_epoll_fd) noexcept;
-};
-
-template struct private_member<asio_task_interrupted, &ad::scheduler::task_interrupted_>;
-template struct private_member<asio_scheduler_mutex, &ad::scheduler::mutex_>;
-template struct private_member<asio_outstanding_work, &ad::scheduler::outstanding_work_>;
-template struct private_member<asio_epoll_fd, &ad::epoll_reactor::epoll_fd_>;
+#undef ZOKIO_ASIO_PRIVATE
 
 static_assert(BOOST_VERSION / 100 == 1081,
     "zokio's Asio bridge uses private members of Asio's scheduler and epoll_reactor "
-    "(task_interrupted_, mutex_, outstanding_work_, epoll_fd_) and relies on when "
-    "Asio calls init_task; check them for this Boost version");
+    "(task_interrupted_, mutex_, outstanding_work_, op_queue_, task_operation_, "
+    "epoll_fd_) and relies on when Asio calls init_task and on how its poll() "
+    "leaves task_interrupted_; check them for this Boost version");
 
 // One per zokio context (io_context or thread_pool). Registered after the
 // zokio scheduler and Asio's scheduler, so shut down before both.
@@ -91,6 +80,7 @@ public:
   // scheduler's locking members.
   void activate(ad::epoll_reactor& reactor)
   {
+    reactor_ = &reactor;
     epoll_fd_ = reactor.*get(asio_epoll_fd());
     // Held for the life of the context (see the header: Work counting).
     // atomic_count: no lock needed.
@@ -221,17 +211,35 @@ private:
 
   // Runs what Asio has ready, without blocking; then lets Asio interrupt
   // its task again (also when a handler throws).
+  //
+  // Asio's poll() returns with task_interrupted_ set (each run of its task
+  // sets it) and its mutex released. A handler posted to Asio's scheduler
+  // by another thread in between (a reactor operation cancelled or
+  // completed at its initiation, a resolver result) found the flag set and
+  // wrote no interrupter, so nothing would make the poll fire for it. Hence,
+  // under Asio's mutex: if Asio's queue holds anything besides its task
+  // marker, write the interrupter now (the poll, re-armed before this call,
+  // fires again and runs it); otherwise clear the flag, so that the next
+  // post writes it.
   std::size_t run_asio()
   {
     struct rearm_interrupt
     {
       ad::scheduler& asio;
+      ad::epoll_reactor& reactor;
       ~rearm_interrupt()
       {
         ad::conditionally_enabled_mutex::scoped_lock lock(asio.*get(asio_scheduler_mutex()));
-        asio.*get(asio_task_interrupted()) = false;
+        auto& queue = asio.*get(asio_op_queue());
+        ad::scheduler_operation* const marker = &(asio.*get(asio_task_operation()));
+        ad::scheduler_operation* const front = queue.front();
+        const bool queued = front != nullptr
+          && (front != marker || ad::op_queue_access::back(queue) != marker);
+        asio.*get(asio_task_interrupted()) = queued;
+        if (queued)
+          reactor.interrupt();
       }
-    } rearm{asio_};
+    } rearm{asio_, *reactor_};
     if (asio_.stopped())
       asio_.restart();
     boost::system::error_code ec;
@@ -240,6 +248,7 @@ private:
 
   scheduler& zokio_;
   ad::scheduler& asio_;
+  ad::epoll_reactor* reactor_ = nullptr; // written once by activate, before the poll is armed
   int epoll_fd_ = -1;                  // written once by activate, before the poll is armed
   std::atomic<bool> active_{false};    // activate() has run
   std::atomic<bool> shut_down_{false}; // the context is shutting down: stop re-arming

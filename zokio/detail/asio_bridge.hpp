@@ -43,7 +43,12 @@
 //      thread blocks in it, which never happens here; with the flag cleared,
 //      work posted to Asio's scheduler from outside its poll (a timer
 //      cancelled from a zokio handler, a resolver completion, another
-//      thread) writes the reactor's interrupter, and the poll fires.
+//      thread) writes the reactor's interrupter, and the poll fires. Asio's
+//      poll returns with the flag still set, so a post from another thread
+//      just before it is cleared wrote nothing: the flag is cleared under
+//      Asio's mutex only if Asio's queue is empty (but for its task marker);
+//      otherwise the bridge writes the interrupter itself, and the poll
+//      fires again for what was queued.
 //
 // Work counting: the poll is neither work nor a handler: run() returns when
 // no Asio operation is pending even though the poll stays armed; run(),

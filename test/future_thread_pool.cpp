@@ -197,7 +197,10 @@ BOOST_AUTO_TEST_CASE(get_on_a_worker_is_refused)
   zokio::thread_pool pool(2);
   std::promise<error_code> refused_future, refused_handle;
   asio::post(pool, [&] {
-    zokio::steady_timer t(pool, 1ms);
+    // An hour: the wait is surely unfinished when get() is called (a short
+    // one could expire first on a loaded machine, and get() would return).
+    // Dropping f at the end of this handler cancels it.
+    zokio::steady_timer t(pool, 1h);
     zokio::future<void> f = t.async_wait(zokio::use_future);
     try
     {
@@ -361,10 +364,13 @@ BOOST_AUTO_TEST_CASE(nested_composition)
 }
 
 //------------------------------------------------------------------------------
-// A cancelled read leaves the socket usable. zokio has no sockets yet, so
-// this is Asio's TCP socket constructed on the pool: Asio runs its reactor
-// on a thread of its own and hands each completion to the socket's executor,
-// the pool's, where the future is filled.
+// A cancelled read leaves the socket usable. This is Asio's own TCP socket
+// constructed on the pool: its reactor is driven by the pool (the Asio
+// bridge's poll, in one worker's ring), and its completions run on that
+// worker, where the future is filled. The cancellations and the last read
+// are posted to Asio's scheduler from other threads (a worker, the test
+// thread), the case of detail_asio_bridge's
+// asio_completions_posted_from_outside_while_the_bridge_polls.
 
 BOOST_AUTO_TEST_CASE(cancelled_read_leaves_the_socket_usable)
 {

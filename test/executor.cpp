@@ -158,7 +158,6 @@ BOOST_AUTO_TEST_CASE(tracked_executor_keeps_run_alive)
 BOOST_AUTO_TEST_CASE(post_dispatch_defer_from_outside)
 {
   zokio::io_context ctx;
-  using Context = zokio::io_context;
   int order = 0;
   int p = -1, d = -1, f = -1, pe = -1, de = -1, fe = -1;
   asio::post(ctx, [&] { p = order++; });
@@ -180,7 +179,6 @@ BOOST_AUTO_TEST_CASE(post_dispatch_defer_from_outside)
 BOOST_AUTO_TEST_CASE(post_dispatch_defer_from_inside)
 {
   zokio::io_context ctx;
-  using Context = zokio::io_context;
   std::vector<std::string> log;
   asio::post(ctx, [&] {
     asio::post(ctx, [&] { log.push_back("post"); });
@@ -196,7 +194,6 @@ BOOST_AUTO_TEST_CASE(post_dispatch_defer_from_inside)
 BOOST_AUTO_TEST_CASE(post_from_other_threads)
 {
   zokio::io_context ctx;
-  using Context = zokio::io_context;
   auto guard = asio::make_work_guard(ctx);
   std::atomic<int> count{0};
   constexpr int per_thread = 10000;
@@ -218,7 +215,6 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(running_in_this_thread, H, harnesses)
 {
   H h;
   auto& ctx = h.ctx;
-  using Context = typename H::context_type;
   BOOST_TEST(!ctx.get_executor().running_in_this_thread());
   bool inside = false;
   asio::post(ctx, [&] { inside = ctx.get_executor().running_in_this_thread(); });
@@ -236,7 +232,6 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(co_spawn_with_every_token, H, harnesses)
 {
   H h;
   auto& ctx = h.ctx;
-  using Context = typename H::context_type;
   int result = 0;
   bool failed = false;
   asio::co_spawn(ctx, add_later(1, 2), [&](std::exception_ptr e, int v) {
@@ -266,7 +261,6 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(co_spawn_exception_reaches_completion, H, harnesse
 {
   H h;
   auto& ctx = h.ctx;
-  using Context = typename H::context_type;
   std::future<void> fut = asio::co_spawn(ctx, []() -> asio::awaitable<void> {
     co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     throw std::runtime_error("boom");
@@ -278,7 +272,6 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(co_spawn_exception_reaches_completion, H, harnesse
 BOOST_AUTO_TEST_CASE(use_future_from_another_thread)
 {
   zokio::io_context ctx;
-  using Context = zokio::io_context;
   auto guard = asio::make_work_guard(ctx);
   std::thread runner([&] { ctx.run(); });
   std::future<int> fut = asio::co_spawn(ctx, add_later(2, 3), asio::use_future);
@@ -292,7 +285,6 @@ BOOST_AUTO_TEST_CASE(use_future_from_another_thread)
 BOOST_AUTO_TEST_CASE(strand_serialises_with_two_threads)
 {
   zokio::io_context ctx;
-  using Context = zokio::io_context;
   auto strand = asio::make_strand(ctx);
   std::atomic<int> inside{0};
   std::atomic<int> overlaps{0};
@@ -344,7 +336,6 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(polymorphic_asio_executor, H, harnesses)
 {
   H h;
   auto& ctx = h.ctx;
-  using Context = typename H::context_type;
   asio::executor ex(ctx.get_executor());
   BOOST_TEST(&ex.context() == static_cast<asio::execution_context*>(&ctx));
   std::atomic<int> count{0};
@@ -378,7 +369,6 @@ BOOST_AUTO_TEST_CASE(bind_executor_runs_on_the_bound_executor)
 BOOST_AUTO_TEST_CASE(work_guard_keeps_run_alive)
 {
   zokio::io_context ctx;
-  using Context = zokio::io_context;
   auto guard = asio::make_work_guard(ctx);
   std::atomic<bool> returned{false};
   std::thread t([&] {
@@ -422,7 +412,6 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(asio_signal_set_on_zokio_context, H, harnesses)
 {
   H h;
   auto& ctx = h.ctx;
-  using Context = typename H::context_type;
   asio::signal_set signals(ctx, SIGUSR1);
   int received = 0;
   boost::system::error_code result = asio::error::would_block;
@@ -461,7 +450,6 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(allocator_property_provides_operation_memory, H, h
 {
   H h;
   auto& ctx = h.ctx;
-  using Context = typename H::context_type;
   std::atomic<int> count{0};
   auto ex = asio::require(ctx.get_executor(),
       execution::allocator(counting_allocator<void>(&count)));

@@ -81,7 +81,6 @@ public:
   void activate(ad::epoll_reactor& reactor)
   {
     reactor_ = &reactor;
-    epoll_fd_ = reactor.*get(asio_epoll_fd());
     // Held for the life of the context (see the header: Work counting).
     // atomic_count: no lock needed.
     asio_.work_started();
@@ -176,7 +175,7 @@ private:
     static void do_prepare(uring_operation* base, ::io_uring_sqe* sqe)
     {
       auto* o = static_cast<poll_op*>(base);
-      ::io_uring_prep_poll_add(sqe, o->bridge_->epoll_fd_, POLLIN);
+      ::io_uring_prep_poll_add(sqe, o->bridge_->reactor_->*get(asio_epoll_fd()), POLLIN);
     }
 
     // From post_internal: runs in housekeeping of some runner.
@@ -249,7 +248,6 @@ private:
   scheduler& zokio_;
   ad::scheduler& asio_;
   ad::epoll_reactor* reactor_ = nullptr; // written once by activate, before the poll is armed
-  int epoll_fd_ = -1;                  // written once by activate, before the poll is armed
   std::atomic<bool> active_{false};    // activate() has run
   std::atomic<bool> shut_down_{false}; // the context is shutting down: stop re-arming
   std::atomic<std::thread::id> armed_by_{}; // the thread whose ring holds the poll

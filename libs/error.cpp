@@ -24,6 +24,8 @@ public:
       return "the executor does not belong to a zokio execution context";
     case would_deadlock:
       return "blocking here would deadlock: this thread runs the context";
+    case backend_unavailable:
+      return "the requested backend is not available";
     }
     return "zokio error";
   }

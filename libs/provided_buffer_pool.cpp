@@ -15,6 +15,8 @@
 #include <zokio/detail/sched/scheduler.hpp>
 #include <zokio/detail/uring/net_features.hpp>
 
+#include "detail/uring/driver.hpp"
+
 #include <boost/asio/error.hpp>
 #include <boost/system/system_error.hpp>
 
@@ -88,7 +90,7 @@ provided_buffer_pool::~provided_buffer_pool()
     // keeps the group until the ring is closed, so the memory it names is
     // kept too rather than handed back while the kernel could use it.
     detail::runner* home = home_.load(std::memory_order_acquire);
-    if (::io_uring_unregister_buf_ring(home->ring().get(), group_) != 0)
+    if (::io_uring_unregister_buf_ring(home->uring_driver().get(), group_) != 0)
       release_memory = false;
   }
   if (release_memory)
@@ -123,7 +125,7 @@ detail::runner* provided_buffer_pool::bind(detail::runner* here) noexcept
       for (int attempt = 0; attempt < 16 && r == -EEXIST; ++attempt)
       {
         reg.bgid = next_group.fetch_add(1, std::memory_order_relaxed);
-        r = ::io_uring_register_buf_ring(here->ring().get(), &reg, 0);
+        r = ::io_uring_register_buf_ring(here->uring_driver().get(), &reg, 0);
       }
       if (r == 0)
       {

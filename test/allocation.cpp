@@ -6,7 +6,7 @@
 // warms up, then counts allocations over many more operations.
 #include <zokio/io_context.hpp>
 #include <zokio/timer/steady_timer.hpp>
-#include <zokio/detail/uring/ops/nop_op.hpp>
+#include <zokio/detail/nop_op.hpp>
 #include <zokio/ip/tcp.hpp>
 #include <zokio/provided_buffer_pool.hpp>
 #include <zokio/thread_pool.hpp>

@@ -13,7 +13,8 @@ BOOST_AUTO_TEST_CASE(zokio_errors_are_error_codes_with_messages)
   BOOST_TEST(ec.value() == static_cast<int>(zokio::error::not_a_zokio_executor));
   BOOST_TEST(!ec.message().empty());
   for (auto e : {zokio::error::io_uring_unavailable, zokio::error::operation_not_supported,
-                 zokio::error::not_a_zokio_executor, zokio::error::would_deadlock})
+                 zokio::error::not_a_zokio_executor, zokio::error::would_deadlock,
+                 zokio::error::backend_unavailable})
   {
     boost::system::error_code c = e;
     BOOST_TEST(c.message() != "zokio error");

@@ -7,7 +7,7 @@
 #include <support/net.hpp>
 #include <support/run.hpp>
 
-#include <zokio/detail/uring/ops/nop_op.hpp>
+#include <zokio/detail/nop_op.hpp>
 #include <zokio/io_context.hpp>
 #include <zokio/ip/tcp.hpp>
 #include <zokio/statistics.hpp>

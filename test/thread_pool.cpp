@@ -8,7 +8,7 @@
 
 #include <support/harness.hpp>
 
-#include <zokio/detail/uring/ops/nop_op.hpp>
+#include <zokio/detail/nop_op.hpp>
 #include <zokio/timer/steady_timer.hpp>
 
 #include <boost/asio/co_spawn.hpp>

@@ -6,7 +6,7 @@
 
 #include <support/run.hpp>
 
-#include <zokio/detail/uring/ops/nop_op.hpp>
+#include <zokio/detail/nop_op.hpp>
 #include <zokio/io_context.hpp>
 #include <zokio/spawn.hpp>
 #include <zokio/timeout.hpp>

@@ -4,7 +4,7 @@
 #define ZOKIO_BASIC_SOCKET_HPP
 
 #include <zokio/detail/io_scheduler.hpp>
-#include <zokio/detail/uring/socket_service.hpp>
+#include <zokio/detail/socket/socket_service.hpp>
 #include <zokio/error.hpp>
 #include <zokio/io_context.hpp>
 

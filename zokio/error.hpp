@@ -32,6 +32,10 @@ enum zokio_errors
   /// A blocking wait was requested on a thread that is running the context
   /// which would have to complete it.
   would_deadlock,
+
+  /// The backend that ZOKIO_BACKEND names is unknown, not built in, or
+  /// cannot be used on this system.
+  backend_unavailable,
 };
 
 /// The category of zokio_errors.

@@ -1,11 +1,13 @@
-// zokio/io_context.hpp: an Asio execution context that runs on io_uring.
+// zokio/io_context.hpp: an Asio execution context that runs on io_uring
+// (epoll where io_uring is refused, kqueue on the BSDs and macOS).
 #ifndef ZOKIO_IO_CONTEXT_HPP
 #define ZOKIO_IO_CONTEXT_HPP
 
+#include <zokio/backend.hpp>
 #include <zokio/detail/config.hpp>
+#include <zokio/detail/driver_sizes.hpp>
 #include <zokio/detail/sched/scheduler.hpp>
 #include <zokio/detail/scheduler_executor.hpp>
-#include <zokio/detail/uring/ring.hpp>
 #include <zokio/statistics.hpp>
 
 #include <boost/asio/async_result.hpp>
@@ -22,24 +24,29 @@
 
 namespace zokio {
 
-/// Sizes of the io_uring instances a context creates (one per thread that
-/// runs it). Zero means the default.
-using ring_options = detail::uring::ring_sizes;
+/// Sizes of the driver a context creates for each thread that runs it: the
+/// io_uring instance's queues (sq_entries, cq_entries), or, on a readiness
+/// backend, the events taken per wait (sq_entries). Zero means the default.
+using ring_options = detail::driver_sizes;
 
-/// Provides core I/O functionality on io_uring, as a drop-in replacement for
-/// boost::asio::io_context.
+/// Provides core I/O functionality on io_uring (or epoll, or kqueue), as a
+/// drop-in replacement for boost::asio::io_context.
 /**
  * zokio::io_context has the interface of boost::asio::io_context: the same
  * constructors, run functions, executor, nested types and deprecated members,
  * so that code written for Asio's io_context compiles unchanged with this
  * type. Handlers are queued and run by the threads that call run(); each such
- * thread owns an io_uring instance (created the first time it runs the
- * context, kept until the context is destroyed) on which it submits the
- * operations it starts, in batches, and from which it harvests completions.
+ * thread owns a driver for the process's backend (zokio/backend.hpp): an
+ * io_uring instance on which it submits the operations it starts, in
+ * batches, and from which it harvests completions; or, where io_uring is
+ * refused, an epoll (kqueue) instance. The driver is created the first time
+ * the thread runs the context and kept until the context is destroyed.
  *
- * Construction creates the calling thread's ring and therefore fails with
- * boost::system::system_error (naming io_uring_queue_init_params and the
- * reason) where io_uring cannot be used.
+ * The first context of the process chooses the backend. Construction
+ * creates the calling thread's driver and fails with
+ * boost::system::system_error only where no backend can be used, or where
+ * ZOKIO_BACKEND forces one that cannot (zokio::error::io_uring_unavailable,
+ * zokio::error::backend_unavailable, naming the reason).
  *
  * @par Thread Safety
  * @e Distinct @e objects: Safe.@n
@@ -48,13 +55,13 @@ using ring_options = detail::uring::ring_sizes;
  * poll_one() calls results in undefined behaviour.
  *
  * @par Scheduling (as of this version)
- * A thread inside run() runs up to 64 ready handlers, then takes up to 256
+ * A thread inside run() runs up to 64 ready handlers, then takes up to 128
  * handlers posted from other threads, fires expired timers, submits all
- * queued SQEs with one system call and reaps all completions in one pass.
- * Handlers posted from a handler run on the same thread, in FIFO order, when
- * only one thread runs the context; with several threads, posted handlers go
- * to a shared queue that every running thread takes from. A kernel operation
- * completes on the thread that started it.
+ * queued requests (io_uring: with one system call) and reaps all completions
+ * in one pass. Handlers posted from a handler run on the same thread, in
+ * FIFO order; each running thread has its own queue, and an idle thread
+ * steals half of a busy one's. A kernel operation completes on the thread
+ * that started it.
  */
 class alignas(16) io_context : public boost::asio::execution_context
 {
@@ -145,6 +152,10 @@ public:
 
   /// Counters of the context's work (a zokio extension).
   zokio::statistics statistics() const;
+
+  /// The backend the context runs on (a zokio extension; zokio/backend.hpp,
+  /// current_backend() says why).
+  zokio::backend backend() const noexcept { return impl_.backend(); }
 
 #if !defined(BOOST_ASIO_NO_DEPRECATED)
   /// (Deprecated: use non-error_code overload.) Runs the loop.

@@ -188,7 +188,7 @@ public:
     return home_.load(std::memory_order_acquire) != nullptr && ring_mode_;
   }
 
-  // Internal interface of the receive operation (zokio/detail/uring/ops/
+  // Internal interface of the receive operation (zokio/detail/socket/ops/
   // recv_provided_op.hpp); not part of the API.
 
   // The runner whose ring holds this pool's receives. Binds the pool to here

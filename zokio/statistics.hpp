@@ -2,6 +2,8 @@
 #ifndef ZOKIO_STATISTICS_HPP
 #define ZOKIO_STATISTICS_HPP
 
+#include <zokio/backend.hpp>
+
 #include <cstdint>
 
 namespace zokio {
@@ -14,14 +16,20 @@ namespace zokio {
  */
 struct statistics
 {
-  /// SQEs handed to the kernel.
+  /// The backend the context runs on (zokio/backend.hpp).
+  zokio::backend backend = zokio::backend::io_uring;
+
+  /// Requests handed to the kernel (io_uring: SQEs; readiness backends:
+  /// operations started, each of which makes at least one system call).
   std::uint64_t submissions = 0;
 
-  /// Calls into the kernel (io_uring_enter) for submitting, harvesting or
-  /// sleeping.
+  /// System calls into the kernel for submitting, harvesting or sleeping
+  /// (io_uring: io_uring_enter; readiness backends: every system call the
+  /// driver makes, the transfers themselves included, so the figure
+  /// compares across backends as kernel entries per message).
   std::uint64_t kernel_entries = 0;
 
-  /// Completions (CQEs) reaped.
+  /// Completions reaped (io_uring: CQEs).
   std::uint64_t completions = 0;
 
   /// Harvest passes that found at least one completion.
@@ -36,13 +44,15 @@ struct statistics
   /// Times a thread went to sleep in the kernel with nothing to do.
   std::uint64_t sleeps = 0;
 
-  /// Times another thread had to wake a sleeping one (one eventfd write each).
+  /// Times another thread had to wake a sleeping one (one eventfd write
+  /// each; an EVFILT_USER trigger on kqueue).
   std::uint64_t wakeups = 0;
 
   /// Timer waits that expired.
   std::uint64_t timers_fired = 0;
 
-  /// Rings created (one per thread that has run the context).
+  /// Drivers set up: rings on io_uring, epoll or kqueue instances otherwise
+  /// (one per thread that has run the context).
   std::uint64_t rings = 0;
 
   /// Successful steals: times an idle thread took half of a busy one's queue.

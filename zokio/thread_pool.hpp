@@ -98,6 +98,9 @@ public:
   /// Counters of the pool's work, summed over its workers.
   zokio::statistics statistics() const { return impl_.statistics(); }
 
+  /// The backend the pool runs on (a zokio extension; zokio/backend.hpp).
+  zokio::backend backend() const noexcept { return impl_.backend(); }
+
   /// (Internal) The scheduler the workers run.
   detail::scheduler& impl() noexcept { return impl_; }
 

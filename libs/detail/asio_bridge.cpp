@@ -1,8 +1,8 @@
-// libs/detail/asio_bridge.cpp: driving Asio's reactor from a zokio ring (the
-// protocol is at the top of zokio/detail/asio_bridge.hpp).
+// libs/detail/asio_bridge.cpp: driving Asio's reactor from a zokio driver
+// (the protocol is at the top of zokio/detail/asio_bridge.hpp).
 #include <zokio/detail/asio_bridge.hpp>
+#include <zokio/detail/io_operation.hpp>
 #include <zokio/detail/sched/scheduler.hpp>
-#include <zokio/detail/uring/uring_operation.hpp>
 
 #include <boost/asio/detail/epoll_reactor.hpp>
 #include <boost/asio/detail/scheduler.hpp>
@@ -81,6 +81,7 @@ public:
   void activate(ad::epoll_reactor& reactor)
   {
     reactor_ = &reactor;
+    op_.watch(reactor.*get(asio_epoll_fd()));
     // Held for the life of the context (see the header: Work counting).
     // atomic_count: no lock needed.
     asio_.work_started();
@@ -125,58 +126,32 @@ public:
     runner* r = op_.runner_;
     if (r == nullptr)
       return;
-    ::io_uring* ring = r->ring().get();
-    const std::uint64_t data = reinterpret_cast<std::uintptr_t>(&op_) | 1u; // runner.cpp's internal tag
-    ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
-    if (sqe == nullptr)
-    {
-      ::io_uring_submit(ring);
-      sqe = ::io_uring_get_sqe(ring);
-      if (sqe == nullptr)
-        return;
-    }
-    ::io_uring_prep_cancel64(sqe, data, 0);
-    ::io_uring_sqe_set_data64(sqe, 3); // runner.cpp's ignore_tag
-    // Wait until the poll's completion is in the CQ (left there for the
-    // runner's reap: nothing is consumed here).
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    for (;;)
-    {
-      __kernel_timespec ts{0, 10'000'000};
-      ::io_uring_cqe* cqe = nullptr;
-      ::io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nullptr);
-      unsigned head;
-      bool posted = false;
-      io_uring_for_each_cqe(ring, head, cqe)
-      {
-        if (cqe->user_data == data)
-          posted = true;
-      }
-      if (posted || std::chrono::steady_clock::now() >= give_up)
-        return;
-    }
+    // Its completion is left for the runner's retirement to reap.
+    r->cancel_internal(&op_);
   }
 
 private:
-  // The poll on the reactor's epoll descriptor. Internal step: its
-  // completion is run by the runner whose ring holds it (run_internal).
-  class poll_op final : public uring_operation
+  // The poll on the reactor's epoll descriptor (an io_request::poll: a
+  // POLL_ADD on io_uring, a readiness wait in the zokio driver's own epoll
+  // or kqueue set otherwise). Internal step: its completion is run by the
+  // runner whose driver holds it (run_internal).
+  class poll_op final : public io_operation
   {
   public:
     explicit poll_op(asio_bridge* bridge) noexcept
-      : uring_operation(&do_complete, &do_prepare), bridge_(bridge)
+      : io_operation(&do_complete), bridge_(bridge)
     {
+      req_.kind = io_request::poll;
+      req_.flags = POLLIN;
     }
+
+    // The descriptor watched; set once, before the poll is first armed.
+    void watch(int fd) noexcept { req_.fd = fd; }
 
     void set_start() noexcept { set_func(&do_start); }
     void set_armed() noexcept { set_func(&do_complete); }
 
   private:
-    static void do_prepare(uring_operation* base, ::io_uring_sqe* sqe)
-    {
-      auto* o = static_cast<poll_op*>(base);
-      ::io_uring_prep_poll_add(sqe, o->bridge_->reactor_->*get(asio_epoll_fd()), POLLIN);
-    }
 
     // From post_internal: runs in housekeeping of some runner.
     static void do_start(scheduler* owner, operation* base)
@@ -200,6 +175,8 @@ private:
       runner* r = owner->this_thread_runner();
       // Re-arm first (also after -ECANCELED: the ring of an exited thread
       // was torn down and this runner took over), then run what is ready.
+      // (Readiness drivers check the descriptor when the pass submits, after
+      // run_asio below, as POLL_ADD does when the kernel takes the SQE.)
       b.armed_by_.store(std::this_thread::get_id(), std::memory_order_relaxed);
       r->start_internal(o);
       r->note_foreign_handlers(b.run_asio());

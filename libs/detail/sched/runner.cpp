@@ -1,336 +1,68 @@
-// libs/detail/sched/runner.cpp: a thread's ring: submission, harvesting, sleep.
+// libs/detail/sched/runner.cpp: a runner's driver, and the seam's functions
+// that are not inline (libs/detail/driver.hpp).
 #include <zokio/detail/sched/runner.hpp>
 #include <zokio/detail/sched/scheduler.hpp>
-#include <zokio/detail/uring/multishot_operation.hpp>
 
-#include <boost/asio/error.hpp>
+#include <zokio/error.hpp>
+
+#include "detail/driver.hpp"
+
 #include <boost/system/system_error.hpp>
-
-#include <cerrno>
-#include <chrono>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 namespace zokio {
 namespace detail {
-namespace {
 
-// user_data values that are not operations (operations are aligned, so
-// neither value can be an operation's address).
-constexpr std::uint64_t wake_tag = 1;    // the eventfd read
-constexpr std::uint64_t ignore_tag = 3;  // completions nobody waits for
-constexpr std::uint64_t internal_bit = 1; // or-ed into an internal step's address
-// (multishot_operation::tag, 2, is or-ed into a multishot operation's.)
-
-[[noreturn]] void throw_errno(int err, const char* what)
-{
-  throw boost::system::system_error(
-      boost::system::error_code(err, boost::asio::error::get_system_category()), what);
-}
-
-} // namespace
-
-runner::runner(scheduler& owner)
+runner::runner(scheduler& owner, zokio::backend b, const driver_sizes& sizes)
   : owner_(owner),
+    backend_(b),
     random_(static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(this) >> 6) | 1u)
 {
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd_ < 0)
-    throw_errno(errno, "eventfd");
-  try
+  switch (b)
   {
-    create_ring();
-  }
-  catch (...)
-  {
-    ::close(wake_fd_);
-    throw;
+#if defined(ZOKIO_HAS_EPOLL)
+  case zokio::backend::epoll:
+    driver_.epoll = new readiness::epoll_driver(*this, sizes);
+    break;
+#endif
+#if defined(ZOKIO_HAS_KQUEUE)
+  case zokio::backend::kqueue:
+    driver_.kqueue = new readiness::kqueue_driver(*this, sizes);
+    break;
+#endif
+#if defined(ZOKIO_HAS_IO_URING)
+  case zokio::backend::io_uring:
+    driver_.uring = new uring::driver(*this, sizes);
+    break;
+#endif
+  default:
+    throw boost::system::system_error(make_error_code(error::backend_unavailable),
+        "zokio: this build lacks the backend chosen");
   }
 }
 
 runner::~runner()
 {
-  ring_.reset();
-  if (wake_fd_ >= 0)
-    ::close(wake_fd_);
+  drv::with(*this, [](auto& d) { delete &d; });
 }
 
-void runner::create_ring()
+void runner::start(io_operation* op)
 {
-  ring_ = std::make_unique<uring::ring>(owner_.sizes_);
-  wake_armed_ = false;
-  in_flight_ = 0;
-  rings_.add();
+  drv::with(*this, [op](auto& d) { d.start(op); });
 }
 
-void runner::arm_wakeup()
+void runner::start_internal(io_operation* op)
 {
-  ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get());
-  if (sqe == nullptr)
-  {
-    submit();
-    sqe = ::io_uring_get_sqe(ring_->get());
-    if (sqe == nullptr)
-      return; // kernel pushed back; sleep() then only waits with a short timeout
-  }
-  ::io_uring_prep_read(sqe, wake_fd_, &wake_buffer_, sizeof(wake_buffer_), 0);
-  ::io_uring_sqe_set_data64(sqe, wake_tag);
-  wake_armed_ = true;
+  drv::with(*this, [op](auto& d) { d.start_internal(op); });
 }
 
-void runner::start(uring_operation* op)
+void runner::cancel_internal(io_operation* op) noexcept
 {
-  op->runner_ = this;
-  if (!backlog_.empty())
-  {
-    backlog_.push(op);
-    return;
-  }
-  ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get());
-  if (sqe == nullptr)
-  {
-    // The submission queue is full: hand what it holds to the kernel now.
-    submit();
-    sqe = ::io_uring_get_sqe(ring_->get());
-    if (sqe == nullptr)
-    {
-      backlog_.push(op);
-      return;
-    }
-  }
-  prepare_sqe(op, sqe);
+  drv::with(*this, [op](auto& d) { d.cancel_internal(op); });
 }
 
-void runner::prepare_sqe(uring_operation* op, ::io_uring_sqe* sqe)
+void runner::wake() noexcept
 {
-  // user_data first: a multishot operation's prepare tags it.
-  ::io_uring_sqe_set_data(sqe, op);
-  op->prepare(sqe);
-  ++in_flight_;
-  if (sqe->user_data & multishot_operation::tag)
-  {
-    ++multishot_in_flight_;
-    auto* m = static_cast<multishot_operation*>(op);
-    if (m->lasting_)
-    {
-      // In the ring until its last CQE (runner::reap unlinks it).
-      m->retire_cancelled_ = false;
-      m->armed_prev_ = nullptr;
-      m->armed_next_ = armed_;
-      if (armed_)
-        armed_->armed_prev_ = m;
-      armed_ = m;
-    }
-  }
-}
-
-void runner::start_internal(uring_operation* op)
-{
-  op->runner_ = this;
-  ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get());
-  if (sqe == nullptr)
-  {
-    submit();
-    sqe = ::io_uring_get_sqe(ring_->get());
-    if (sqe == nullptr)
-    {
-      internal_backlog_.push(op);
-      return;
-    }
-  }
-  op->prepare(sqe);
-  ::io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(op) | internal_bit);
-  ++in_flight_;
-}
-
-void runner::flush_backlog()
-{
-  while (!internal_backlog_.empty())
-  {
-    ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get());
-    if (sqe == nullptr)
-      return;
-    auto* op = static_cast<uring_operation*>(internal_backlog_.pop());
-    op->prepare(sqe);
-    ::io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(op) | internal_bit);
-    ++in_flight_;
-  }
-  while (!backlog_.empty())
-  {
-    ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get());
-    if (sqe == nullptr)
-    {
-      if (!submit())
-        return;
-      sqe = ::io_uring_get_sqe(ring_->get());
-      if (sqe == nullptr)
-        return;
-    }
-    prepare_sqe(static_cast<uring_operation*>(backlog_.pop()), sqe);
-  }
-}
-
-bool runner::submit()
-{
-  for (;;)
-  {
-    int n = ::io_uring_submit(ring_->get());
-    kernel_entries_.add();
-    if (n >= 0)
-    {
-      submissions_.add(static_cast<std::uint64_t>(n));
-      return true;
-    }
-    if (n == -EINTR)
-      continue;
-    if (n == -EBUSY || n == -EAGAIN)
-    {
-      // The kernel holds overflowed completions or is short of memory; the
-      // SQEs stay queued and go with the next enter, after a harvest.
-      return false;
-    }
-    throw_errno(-n, "io_uring_submit");
-  }
-}
-
-void runner::enter_kernel_for_events()
-{
-  int r = ::io_uring_get_events(ring_->get());
-  kernel_entries_.add();
-  if (r < 0 && r != -EINTR && r != -EBUSY && r != -EAGAIN)
-    throw_errno(-r, "io_uring_get_events");
-}
-
-std::size_t runner::reap(op_queue& out)
-{
-  ::io_uring* ring = ring_->get();
-  unsigned head;
-  ::io_uring_cqe* cqe;
-  unsigned n = 0;
-  io_uring_for_each_cqe(ring, head, cqe)
-  {
-    ++n;
-    std::uint64_t data = cqe->user_data;
-    if (data == wake_tag)
-    {
-      wake_armed_ = false;
-      wakeups_.add();
-      continue;
-    }
-    if (data == ignore_tag)
-      continue;
-    if (data & internal_bit)
-    {
-      auto* op = reinterpret_cast<uring_operation*>(data & ~internal_bit);
-      op->result_ = cqe->res;
-      op->cqe_flags_ = cqe->flags;
-      --in_flight_;
-      internal_ready_.push(op);
-      continue;
-    }
-    if (data & multishot_operation::tag)
-    {
-      // Handled here, once per CQE (multishot_operation.hpp).
-      auto* m = reinterpret_cast<multishot_operation*>(data & ~multishot_operation::tag);
-      if (!(cqe->flags & IORING_CQE_F_MORE))
-      {
-        // Its last CQE: out of the ring (before on_cqe, which may arm it again).
-        --in_flight_;
-        --multishot_in_flight_;
-        if (m->lasting_)
-        {
-          if (m->armed_prev_)
-            m->armed_prev_->armed_next_ = m->armed_next_;
-          else
-            armed_ = m->armed_next_;
-          if (m->armed_next_)
-            m->armed_next_->armed_prev_ = m->armed_prev_;
-          m->armed_prev_ = m->armed_next_ = nullptr;
-        }
-      }
-      m->on_cqe(*this, cqe->res, cqe->flags, out);
-      continue;
-    }
-    auto* op = reinterpret_cast<uring_operation*>(data);
-    op->result_ = cqe->res;
-    op->cqe_flags_ = cqe->flags;
-    --in_flight_;
-    out.push(op);
-  }
-  if (n)
-  {
-    ::io_uring_cq_advance(ring, n);
-    completions_.add(n);
-    batches_.add();
-    max_batch_.raise_to(n);
-  }
-  return n;
-}
-
-bool runner::retire(op_queue& out) noexcept
-{
-  if (multishot_in_flight_ == 0)
-    return true;
-  retiring_ = true;
-  ::io_uring* ring = ring_->get();
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::nanoseconds(retire_limit_ns);
-  for (;;)
-  {
-    // Cancel what is armed and not cancelled yet: each request once (CQE
-    // handlers start nothing on a retiring ring, multishot_operation.hpp).
-    // The cancels' own CQEs carry ignore_tag.
-    for (multishot_operation* m = armed_; m; m = m->armed_next_)
-    {
-      if (m->retire_cancelled_)
-        continue;
-      ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
-      if (sqe == nullptr)
-      {
-        ::io_uring_submit(ring);
-        sqe = ::io_uring_get_sqe(ring);
-        if (sqe == nullptr)
-          break; // the next pass tries again
-      }
-      ::io_uring_prep_cancel64(sqe, multishot_operation::user_data(m), 0);
-      ::io_uring_sqe_set_data64(sqe, ignore_tag);
-      m->retire_cancelled_ = true;
-    }
-    if (multishot_in_flight_ == 0 || std::chrono::steady_clock::now() >= give_up)
-      break;
-    // Submits the cancels, runs the ring's task work (DEFER_TASKRUN) and
-    // waits for a completion; errors (EINTR, EBUSY) only mean another pass.
-    __kernel_timespec ts{0, 10'000'000};
-    ::io_uring_cqe* cqe = nullptr;
-    ::io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nullptr);
-    kernel_entries_.add();
-    reap(out);
-  }
-  // Cancels prepared but not yet submitted (the deadline passed) go now.
-  if (ring_->sq_pending() != 0)
-    ::io_uring_submit(ring);
-  retiring_ = false;
-  return multishot_in_flight_ == 0;
-}
-
-void runner::sleep(std::int64_t timeout_ns)
-{
-  ::io_uring_cqe* cqe = nullptr;
-  __kernel_timespec ts;
-  __kernel_timespec* tsp = nullptr;
-  if (timeout_ns != scheduler::no_deadline)
-  {
-    ts.tv_sec = timeout_ns / 1'000'000'000;
-    ts.tv_nsec = timeout_ns % 1'000'000'000;
-    tsp = &ts;
-  }
-  unsigned pending = ring_->sq_pending();
-  sleeps_.add();
-  int r = ::io_uring_submit_and_wait_timeout(ring_->get(), &cqe, 1, tsp, nullptr);
-  kernel_entries_.add();
-  if (r >= 0 || r == -ETIME)
-    submissions_.add(pending);
-  if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN)
-    throw_errno(-r, "io_uring_submit_and_wait_timeout");
+  drv::with(*this, [](auto& d) { d.wake(); });
 }
 
 void runner::post_remote(operation* op) noexcept
@@ -338,11 +70,87 @@ void runner::post_remote(operation* op) noexcept
   remote_.push(op);
   if (sleeping_.load(std::memory_order_seq_cst)
       && sleeping_.exchange(false, std::memory_order_seq_cst))
+    wake();
+}
+
+namespace drv {
+
+void shutdown(runner& r, bool owner_here, bool owner_alive) noexcept
+{
+  switch (r.backend())
   {
-    std::uint64_t one = 1;
-    (void)!::write(wake_fd_, &one, sizeof(one));
+#if defined(ZOKIO_HAS_IO_URING)
+  case backend::io_uring:
+  {
+    uring::driver& d = r.uring_driver();
+    d.drop_backlog();
+    if (owner_here)
+    {
+      d.shutdown_on_owner();
+    }
+    else if (!owner_alive)
+    {
+      op_queue reaped;
+      d.reap_orphaned(reaped);
+      reaped.clear();
+    }
+    // Otherwise the ring belongs to a live thread and cannot be entered
+    // from here; whatever is still in flight is left to the kernel (see
+    // ~scheduler).
+    return;
+  }
+#endif
+  default:
+    // Nothing of a readiness driver is in a kernel's hands: every
+    // operation it holds is destroyed here, whichever thread owns it (none
+    // runs the context any more).
+    (void)owner_here;
+    (void)owner_alive;
+    with(r, [](auto& d) {
+      if constexpr (requires { d.destroy_all(); })
+        d.destroy_all();
+    });
+    return;
   }
 }
 
+bool take_over(runner& r, op_queue& out)
+{
+  switch (r.backend())
+  {
+#if defined(ZOKIO_HAS_IO_URING)
+  case backend::io_uring:
+  {
+    // Collect the completions the kernel posted when it cancelled the old
+    // thread's requests; give the runner a ring of the calling thread's.
+    uring::driver& d = r.uring_driver();
+    d.reap_orphaned(out);
+    out.push(d.backlog());
+    if (d.in_flight() != 0)
+      return false;
+    d.renew();
+    return true;
+  }
+#endif
+  default:
+    with(r, [&out](auto& d) {
+      if constexpr (requires { d.take_completed(out); })
+        d.take_completed(out);
+    });
+    return true;
+  }
+}
+
+void abandon(runner& r) noexcept
+{
+#if defined(ZOKIO_HAS_IO_URING)
+  if (r.backend() == backend::io_uring)
+    r.uring_driver().abandon();
+#else
+  (void)r;
+#endif
+}
+
+} // namespace drv
 } // namespace detail
 } // namespace zokio

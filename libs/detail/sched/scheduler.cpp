@@ -2,6 +2,8 @@
 // shutdown.
 #include <zokio/detail/sched/scheduler.hpp>
 
+#include "detail/driver.hpp"
+
 #include <boost/asio/detail/call_stack.hpp>
 
 #include <chrono>
@@ -55,14 +57,15 @@ std::int64_t steady_now_ns() noexcept
 } // namespace
 
 scheduler::scheduler(boost::asio::execution_context& ctx, int concurrency_hint,
-    const uring::ring_sizes& sizes)
+    const driver_sizes& sizes)
   : boost::asio::detail::execution_context_service_base<scheduler>(ctx),
     concurrency_hint_(concurrency_hint),
     sizes_(sizes),
+    backend_(current_backend().backend),
     id_(next_scheduler_id.fetch_add(1, std::memory_order_relaxed))
 {
-  // Create the calling thread's runner now, so that a system without usable
-  // io_uring fails here, at construction, with a clear exception.
+  // Create the calling thread's runner now, so that a driver that cannot be
+  // set up fails here, at construction, with a clear exception.
   {
     std::lock_guard<std::mutex> lock(runners_mutex_);
     runner_for_this_thread();
@@ -77,17 +80,12 @@ scheduler::~scheduler()
   while (r)
   {
     runner* next = r->next_;
-    if (r->in_flight_ != 0)
+    if (drv::in_flight(*r) != 0)
     {
       // The kernel may still write into these operations: never free them,
       // nor the runner that holds the wake-up buffer. Closing the ring asks
-      // the kernel to cancel them. The wake-up descriptor is closed: a read
-      // still in flight on it holds its own reference to the file, and
-      // nothing writes to it any more (the scheduler is going away).
-      r->ring_.reset();
-      if (r->wake_fd_ >= 0)
-        ::close(r->wake_fd_);
-      r->wake_fd_ = -1;
+      // the kernel to cancel them (drv::abandon).
+      drv::abandon(*r);
       retained_runner_count.fetch_add(1, std::memory_order_relaxed);
     }
     else
@@ -157,14 +155,14 @@ void scheduler::retire_this_thread() noexcept
   }
   // Still inside a run function of this scheduler (called from a handler):
   // not leaving, and the run loop owns the runner's queues.
-  if (mine == nullptr || mine->depth_ != 0 || !mine->ring_)
+  if (mine == nullptr || mine->depth_ != 0)
     return;
   // The Asio bridge's poll first: it only waits for the poll's completion
   // to be posted, which the runner's retirement then reaps with the rest.
   if (idle_hook_)
     idle_hook_->retire_this_thread();
   op_queue out;
-  mine->retire(out);
+  drv::retire(*mine, out);
   // This thread runs no runner of this scheduler now: to the inject queue,
   // waking a runner if one sleeps.
   post_deferred(out);
@@ -193,44 +191,16 @@ void scheduler::shutdown()
     }
     while (operation* op = r->queue_.pop())
       op->destroy();
-    r->backlog_.clear();
     while (operation* op = r->remote_.pop())
       op->destroy();
     while (operation* op = r->pinned_.pop())
       op->destroy();
     r->internal_ready_.clear();  // internal steps belong to their service: not freed
-    r->internal_backlog_.clear();
-    if (!r->ring_ || r->in_flight_ == 0)
-      continue;
 
-    op_queue reaped;
-    if (r->owner_thread_ == me)
-    {
-      // Ask the kernel to cancel everything still in flight
-      // (IORING_ASYNC_CANCEL_ANY, linux 5.19), then wait a bounded time for
-      // the completions, destroying each operation as it comes back.
-      if (::io_uring_sqe* sqe = ::io_uring_get_sqe(r->ring_->get()))
-      {
-        ::io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-        ::io_uring_sqe_set_data64(sqe, 3);
-      }
-      const std::int64_t give_up = steady_now_ns() + 1'000'000'000;
-      while (r->in_flight_ != 0 && steady_now_ns() < give_up)
-      {
-        r->sleep(10'000'000);
-        r->reap(reaped);
-        reaped.clear();
-      }
-    }
-    else if (!r->owner_thread_->load(std::memory_order_acquire))
-    {
-      // The owner thread has exited; the kernel cancelled its requests and
-      // posted their completions, which can be read without entering.
-      r->reap(reaped);
-      reaped.clear();
-    }
-    // Otherwise the ring belongs to a live thread and cannot be entered from
-    // here; whatever is still in flight is left to the kernel (see ~scheduler).
+    // What the driver holds: cancelled and reaped, or destroyed, as far as
+    // the calling thread can reach it (drv::shutdown).
+    drv::shutdown(*r, r->owner_thread_ == me,
+        r->owner_thread_ && r->owner_thread_->load(std::memory_order_acquire));
 
     // Internal steps reaped just now belong to services (the Asio bridge)
     // that are destroyed before this scheduler: let go of them while they
@@ -259,18 +229,16 @@ runner& scheduler::runner_for_this_thread()
     // it cancelled that thread's requests, hand them to whoever runs next,
     // and give the runner a new ring that belongs to this thread.
     op_queue reaped;
-    reusable->reap(reaped);
+    bool reused = drv::take_over(*reusable, reaped);
     inject_.push(reaped);
-    inject_.push(reusable->backlog_);
-    if (reusable->in_flight_ == 0)
+    if (reused)
     {
-      reusable->create_ring();
       reusable->owner_thread_ = me;
       return *reusable;
     }
   }
 
-  auto fresh = std::make_unique<runner>(*this);
+  auto fresh = std::make_unique<runner>(*this, backend_, sizes_);
   fresh->owner_thread_ = me;
   runner* r = fresh.release();
   r->next_ = runners_.load(std::memory_order_relaxed);
@@ -365,10 +333,10 @@ bool scheduler::submit_before_spin(runner& r)
   // Operations prepared by the last handlers go to the kernel before a spin,
   // which cannot see their completions otherwise. True if one completed
   // inline (a send into a socket with room): there is work, no spin needed.
-  if (r.ring_->sq_pending() == 0)
+  if (drv::pending(r) == 0)
     return false;
-  r.submit();
-  return r.ring_->cq_ready() != 0;
+  drv::submit(r);
+  return drv::completions_ready(r);
 }
 
 bool scheduler::spin_once(runner& r) noexcept
@@ -377,7 +345,7 @@ bool scheduler::spin_once(runner& r) noexcept
   do
   {
     for (int i = 0; i < 16; ++i)
-      __builtin_ia32_pause();
+      cpu_relax();
     // Not the ring's IORING_SQ_TASKRUN flag: the kernel can leave it set with
     // no task work queued (it sets the flag after queueing the work, and the
     // owner may run the work in between), and a spin that trusted it would
@@ -385,7 +353,7 @@ bool scheduler::spin_once(runner& r) noexcept
     // runs when the sleep enters the kernel.
     if (inject_.maybe_nonempty_relaxed() || immediate_.maybe_nonempty_relaxed()
         || background_.maybe_nonempty_relaxed() || r.remote_.maybe_nonempty_relaxed()
-        || r.ring_->cq_ready() != 0 || stopped_.load(std::memory_order_relaxed)
+        || drv::completions_ready(r) || stopped_.load(std::memory_order_relaxed)
         || others_have_work(r))
       return true;
   } while (steady_now_ns() < until);
@@ -438,8 +406,7 @@ void scheduler::wake_one() noexcept
     if (r->sleeping_.load(std::memory_order_seq_cst)
         && r->sleeping_.exchange(false, std::memory_order_seq_cst))
     {
-      std::uint64_t one = 1;
-      (void)!::write(r->wake_fd_, &one, sizeof(one));
+      r->wake();
       return;
     }
   }
@@ -452,8 +419,7 @@ void scheduler::wake_all() noexcept
     if (r->sleeping_.load(std::memory_order_seq_cst)
         && r->sleeping_.exchange(false, std::memory_order_seq_cst))
     {
-      std::uint64_t one = 1;
-      (void)!::write(r->wake_fd_, &one, sizeof(one));
+      r->wake();
     }
   }
 }
@@ -609,21 +575,20 @@ bool scheduler::housekeeping(runner& r, bool submit)
         r.timers_fired_.add(n);
   }
 
-  if (!r.backlog_.empty() || !r.internal_backlog_.empty())
-    r.flush_backlog();
-  if (r.ring_->sq_pending() != 0)
+  drv::flush(r);
+  if (drv::pending(r) != 0)
   {
     // Deferred (submit == false) when the caller is about to go idle: the
     // spin submits before it looks, the sleep submits and waits in one
     // enter. A ping-pong connection then costs two enters per message
     // (send + its inline completion, receive + wait), not three.
     if (submit)
-      r.submit();
+      drv::submit(r);
   }
-  else if (r.ring_->needs_getevents())
-    r.enter_kernel_for_events();
-  if (r.ring_->cq_ready() != 0)
-    r.reap(ready);
+  else if (drv::wants_events(r, !submit))
+    drv::get_events(r);
+  if (drv::completions_ready(r))
+    drv::reap(r, ready);
 
   if (!ready.empty())
   {
@@ -822,8 +787,7 @@ std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
       publish_private(r);
       if (stopped_.load(std::memory_order_relaxed))
         break;
-      if (!r.wake_armed_)
-        r.arm_wakeup();
+      const bool wake_armed = drv::prepare_sleep(r);
       r.sleeping_.store(true, std::memory_order_seq_cst);
       num_sleeping_.fetch_add(1, std::memory_order_seq_cst); // pairs with notify_idle's fence
       struct sleeping_guard
@@ -861,16 +825,16 @@ std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
             if (left < wait)
               wait = left;
           }
-          if (!r.wake_armed_ && wait > 1'000'000)
+          if (!wake_armed && wait > 1'000'000)
             wait = 1'000'000; // no wake-up read in the ring: poll every millisecond
           if (wait > 0)
-            r.sleep(wait);
+            drv::sleep(r, wait);
         }
       }
       if (op == nullptr)
       {
         op_queue reaped;
-        r.reap(reaped);
+        drv::reap(r, reaped);
         push_local(r, reaped);
         continue;
       }
@@ -890,14 +854,15 @@ std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
   }
   // Leaving without the sleep (stopped, deadline, run_one): what an idle
   // pass deferred goes to the kernel now, as it would have then.
-  if (deferred_submit && r.ring_->sq_pending() != 0)
-    r.submit();
+  if (deferred_submit && drv::pending(r) != 0)
+    drv::submit(r);
   return n;
 }
 
 zokio::statistics scheduler::statistics() const
 {
   zokio::statistics s;
+  s.backend = backend_;
   for (runner* r = runners_.load(std::memory_order_acquire); r; r = r->next_)
   {
     s.submissions += r->submissions_.get();

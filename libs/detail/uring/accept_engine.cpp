@@ -4,9 +4,11 @@
 
 #include <zokio/detail/sched/runner.hpp>
 #include <zokio/detail/sched/scheduler.hpp>
-#include <zokio/detail/uring/socket_op.hpp>
-#include <zokio/detail/uring/socket_service.hpp>
-#include <zokio/detail/uring/socket_state.hpp>
+#include <zokio/detail/socket/socket_op.hpp>
+#include <zokio/detail/socket/socket_service.hpp>
+#include <zokio/detail/socket/socket_state.hpp>
+
+#include "detail/uring/driver.hpp"
 
 #include <cerrno>
 #include <new>
@@ -267,7 +269,7 @@ void accept_engine::shot_op::do_arm(scheduler* owner, operation* base)
     st.service_->reclaim(&st);
 }
 
-void accept_engine::shot_op::do_prepare(uring_operation* base, ::io_uring_sqe* sqe)
+void accept_engine::shot_op::do_prepare(io_operation* base, ::io_uring_sqe* sqe)
 {
   auto* op = static_cast<shot_op*>(base);
   ::io_uring_prep_multishot_accept(sqe, op->engine_->state_.fd_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -436,7 +438,7 @@ void accept_engine::stop_op::do_start(scheduler* owner, operation* base)
   owner->this_thread_runner()->start(op);
 }
 
-void accept_engine::stop_op::do_prepare(uring_operation* base, ::io_uring_sqe* sqe)
+void accept_engine::stop_op::do_prepare(io_operation* base, ::io_uring_sqe* sqe)
 {
   auto* op = static_cast<stop_op*>(base);
   ::io_uring_prep_cancel64(sqe, user_data(&op->engine_->shot_op_), 0);

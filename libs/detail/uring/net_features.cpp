@@ -1,6 +1,8 @@
 // libs/detail/uring/net_features.cpp: probing io_uring networking features.
 #include <zokio/detail/uring/net_features.hpp>
 
+#include "detail/backend_select.hpp"
+
 #include <liburing.h>
 
 #include <cerrno>
@@ -165,6 +167,16 @@ net_features probe()
 {
   net_features f;
   const char* env = std::getenv("ZOKIO_NET_FEATURES");
+  // Not on io_uring: none of these exist, and nothing probes a ring.
+  try
+  {
+    if (process_backend() != backend::io_uring)
+      return f;
+  }
+  catch (...)
+  {
+    return f;  // a forced backend that cannot work: the context says why
+  }
   if (env && std::strcmp(env, "none") == 0)
     return f;
 

@@ -1,5 +1,5 @@
 // libs/detail/uring/ring.cpp: io_uring setup with run-time fallback.
-#include <zokio/detail/uring/ring.hpp>
+#include "detail/uring/ring.hpp"
 #include <zokio/error.hpp>
 
 #include <boost/asio/error.hpp>

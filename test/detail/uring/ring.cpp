@@ -1,13 +1,13 @@
 // Tests of the ring core: setup with fallback, a full submission queue, an
 // overflowing completion queue, and io_uring refused by the kernel.
-#include <zokio/detail/uring/ring.hpp>
+#include <detail/uring/driver.hpp>
 
 #define BOOST_TEST_MODULE detail_uring_ring
 #include <boost/test/unit_test.hpp>
 
 #include <support/run.hpp>
 
-#include <zokio/detail/uring/ops/nop_op.hpp>
+#include <zokio/detail/nop_op.hpp>
 #include <zokio/io_context.hpp>
 
 #include <boost/asio/post.hpp>
@@ -103,7 +103,7 @@ BOOST_AUTO_TEST_CASE(io_wq_workers_are_bounded)
   int r = -1;
   asio::post(ctx, [&] {
     auto* runner = ctx.impl().this_thread_runner();
-    r = ::io_uring_register_iowq_max_workers(runner->ring().get(), limits); // 0,0 = query
+    r = ::io_uring_register_iowq_max_workers(runner->uring_driver().get(), limits); // 0,0 = query
   });
   zokio_test::run_bounded(ctx);
   if (r == -EINVAL)

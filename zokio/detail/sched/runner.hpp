@@ -1,13 +1,22 @@
 // zokio/detail/sched/runner.hpp: the state of one thread that runs a scheduler.
+//
+// The runner holds the thread's scheduling state (queues, counters) and its
+// driver: the one object that knows the kernel interface (io_uring ring,
+// epoll or kqueue instance). The scheduler reaches the driver through the
+// functions of libs/detail/driver.hpp, which pick the backend's driver with
+// one switch on backend_ (the same value for every runner of the process,
+// so the branch always goes the same way); nothing outside the drivers
+// touches a kernel interface.
 #ifndef ZOKIO_DETAIL_SCHED_RUNNER_HPP
 #define ZOKIO_DETAIL_SCHED_RUNNER_HPP
 
+#include <zokio/backend.hpp>
 #include <zokio/detail/config.hpp>
+#include <zokio/detail/driver_sizes.hpp>
+#include <zokio/detail/io_operation.hpp>
 #include <zokio/detail/sched/inject_queue.hpp>
 #include <zokio/detail/sched/local_queue.hpp>
 #include <zokio/detail/sched/op_queue.hpp>
-#include <zokio/detail/uring/ring.hpp>
-#include <zokio/detail/uring/uring_operation.hpp>
 
 #include <boost/asio/detail/thread_context.hpp>
 #include <boost/asio/detail/thread_info_base.hpp>
@@ -19,8 +28,15 @@
 namespace zokio {
 namespace detail {
 
-class multishot_operation;
 class scheduler;
+
+// The drivers (library sources only: libs/detail/<backend>/driver.hpp).
+namespace uring { class driver; }
+namespace readiness {
+template <typename Poller> class driver;
+class epoll_driver;
+class kqueue_driver;
+} // namespace readiness
 
 // Relaxed counter written by one thread, read by any: a load and a store, no
 // read-modify-write, since only the owner thread ever writes it.
@@ -42,7 +58,7 @@ private:
   std::atomic<std::uint64_t> value_{0};
 };
 
-// One per thread that has run the scheduler: its ring, its ready queue and
+// One per thread that has run the scheduler: its driver, its ready queue and
 // LIFO slot, the work it has started but not yet published, and its counters.
 //
 // Threads: everything but queue_ (which other runners steal from), sleeping_,
@@ -56,7 +72,9 @@ private:
 class runner : public boost::asio::detail::thread_context
 {
 public:
-  explicit runner(scheduler& owner);
+  // Creates the driver of the process's backend. Throws
+  // boost::system::system_error if it cannot be created.
+  runner(scheduler& owner, backend b, const driver_sizes& sizes);
   ~runner();
 
   runner(const runner&) = delete;
@@ -72,66 +90,60 @@ public:
   // Counts timer waits that expired without passing through a timer queue.
   void note_timers_fired(std::uint64_t n) noexcept { timers_fired_.add(n); }
 
-  // Hands op to this runner's ring. Never fails: when the submission queue is
-  // full it is flushed to the kernel first, and if the kernel cannot take
-  // more yet, op waits in a backlog that is prepared on the next pass. Owner
-  // thread.
-  void start(uring_operation* op);
-
-  // Operations this runner has in the kernel (not counting its wake-up read).
-  std::size_t in_flight() const noexcept { return in_flight_; }
+  // Hands op to this runner's driver. Never fails: the io_uring driver
+  // flushes a full submission queue to the kernel first and, if the kernel
+  // cannot take more yet, keeps op in a backlog prepared on the next pass;
+  // the readiness drivers make the system call when the pass submits, and
+  // wait for readiness if it would block. Owner thread.
+  void start(io_operation* op);
 
   // Hands op, an internal step of the scheduler's own machinery (the Asio
-  // bridge's poll, zokio/detail/asio_bridge.hpp), to this runner's ring. Its
-  // completion is neither outstanding work nor a handler: run() may return
-  // while it is armed, and it is run by this thread only, at the top of its
-  // next run-loop pass (scheduler::run_internal). Tagged in the ring by the
-  // low bit of its user_data (operations are aligned). Owner thread.
-  void start_internal(uring_operation* op);
+  // bridge's poll, zokio/detail/asio_bridge.hpp), to this runner's driver.
+  // Its completion is neither outstanding work nor a handler: run() may
+  // return while it is armed, and it is run by this thread only, at the top
+  // of its next run-loop pass (scheduler::run_internal). Owner thread.
+  void start_internal(io_operation* op);
+
+  // Takes op, an internal step started here, out of the driver at once
+  // (the thread leaves the context for good: scheduler::idle_hook), and
+  // waits at most about a second for its completion, which the runner's
+  // retirement then reaps. Owner thread, outside every run function.
+  void cancel_internal(io_operation* op) noexcept;
+
+  // The backend of this runner's driver (the process's).
+  zokio::backend backend() const noexcept { return backend_; }
 
   // Handlers an internal step ran on behalf of another scheduler (Asio's
   // handlers, run by the bridge): the run function counts them as its own.
   // Owner thread.
   void note_foreign_handlers(std::size_t n) noexcept { foreign_handlers_ += n; }
 
-  uring::ring& ring() noexcept { return *ring_; }
-
-  // True while retire() empties this ring: a multishot operation must not
+  // True while retire() empties this driver: a multishot operation must not
   // start a lasting request on it then (it hands the request to another
   // thread of the context instead). Owner thread.
   bool retiring() const noexcept { return retiring_; }
 
+  // The driver, for library sources that know its type (libs/detail/driver.hpp).
+  uring::driver& uring_driver() noexcept { return *driver_.uring; }
+  readiness::epoll_driver& epoll_driver() noexcept { return *driver_.epoll; }
+  readiness::kqueue_driver& kqueue_driver() noexcept { return *driver_.kqueue; }
+
 private:
   friend class scheduler;
+  friend class uring::driver;
+  template <typename Poller> friend class readiness::driver;
 
-  // Called by the owner thread when it leaves the scheduler for good (see
-  // scheduler::retire_this_thread), outside every run function: cancels
-  // each lasting multishot request in the ring (IORING_OP_ASYNC_CANCEL by
-  // its user_data) and reaps, entering the kernel with a 10 ms timeout,
-  // until no multishot request (lasting or a cancel) is left in the ring, or
-  // for at most retire_limit_ns. Every CQE reaped meanwhile is handled as in
-  // a run loop: multishot CQEs inline (their operations may queue
-  // connections, or complete parked accepts into out), other operations
-  // into out, internal steps into internal_ready_. Operations still in the
-  // backlog stay there. True if no multishot request is left.
-  bool retire(op_queue& out) noexcept;
-
-  // Longest retire(): the cancels complete at once unless the kernel is
-  // short of memory. Same bound as the Asio bridge's retirement.
-  static constexpr std::int64_t retire_limit_ns = 1'000'000'000;
-
-  // Owner-thread only.
-  void prepare_sqe(uring_operation* op, ::io_uring_sqe* sqe);
-  void create_ring();
-  void arm_wakeup();
-  bool submit();                      // flushes prepared SQEs; false if the kernel pushed back
-  std::size_t reap(op_queue& out);    // moves completed operations to out
-  void flush_backlog();
-  void enter_kernel_for_events();
-  void sleep(std::int64_t timeout_ns);
+  // Wakes the owner thread if it sleeps in its driver. Any thread.
+  void wake() noexcept;
 
   scheduler& owner_;
-  std::unique_ptr<uring::ring> ring_;
+  const zokio::backend backend_;
+  union
+  {
+    uring::driver* uring;
+    readiness::epoll_driver* epoll;
+    readiness::kqueue_driver* kqueue;
+  } driver_;                          // owned; the member backend_ names is set
   local_queue queue_;                 // ready operations, FIFO; others steal from it
   operation* lifo_slot_ = nullptr;    // posted by the running handler; runs next, not stealable
   unsigned lifo_runs_ = 0;            // consecutive runs from the slot
@@ -139,21 +151,14 @@ private:
                                       // new work there too until it drains (FIFO)
   unsigned since_background_ = 0;     // handlers run since the last background one
   std::uint32_t random_;              // victim selection (xorshift)
-  op_queue backlog_;                  // operations waiting for a free SQE
-  op_queue internal_backlog_;         // internal steps waiting for a free SQE
-  op_queue internal_ready_;           // internal steps completed, not yet run (owner only)
+  op_queue internal_ready_;           // internal steps completed, not yet run (owner
+                                      // only; the driver's reap fills it)
   std::size_t foreign_handlers_ = 0;  // see note_foreign_handlers
   long private_work_ = 0;             // work started here, not yet published
-  std::size_t in_flight_ = 0;         // SQEs given to the kernel, CQE not reaped
-  std::size_t multishot_in_flight_ = 0; // of which multishot operations (lasting or not)
-  multishot_operation* armed_ = nullptr; // lasting multishot requests in the ring
-  bool retiring_ = false;             // inside retire()
+  bool retiring_ = false;             // inside the driver's retire
   int depth_ = 0;                     // nesting of run functions on the owner thread
   unsigned spin_misses_ = 0;          // idle spins in a row that found no work
                                       // (scheduler::spin_for_work)
-  bool wake_armed_ = false;           // the eventfd read is in the ring
-  std::uint64_t wake_buffer_ = 0;     // target of the eventfd read
-  int wake_fd_ = -1;                  // eventfd another thread writes to wake this one
 
   // The owner thread: its liveness flag (false once it has exited).
   std::shared_ptr<const std::atomic<bool>> owner_thread_;
@@ -162,10 +167,11 @@ private:
   boost::asio::detail::thread_info_base info_;
 
   // Set by the owner just before it sleeps in the kernel; a thread that
-  // queues work for it clears it and writes to wake_fd_.
+  // queues work for it clears it and wakes it (wake()).
   alignas(64) std::atomic<bool> sleeping_{false};
 
-  // Counters (owner writes, anyone reads).
+  // Counters (owner writes, anyone reads; the driver writes the first four,
+  // sleeps_, wakeups_ and rings_).
   owned_counter submissions_, kernel_entries_, completions_, batches_, max_batch_,
       handlers_run_, sleeps_, wakeups_, timers_fired_, rings_, steals_;
 
@@ -173,10 +179,10 @@ private:
 
 public:
   // Queues op to run on this runner's thread and no other (it acts on this
-  // runner's ring: a cancellation of an operation in flight here). Any
+  // runner's driver: a cancellation of an operation in flight here). Any
   // thread; the caller has counted op in the scheduler's shared count
   // (scheduler::work_started). Wakes the runner if it sleeps (the
-  // sleeping_ / wake_fd_ handshake of scheduler::wake_one).
+  // sleeping_ / wake() handshake of scheduler::wake_one).
   void post_remote(operation* op) noexcept;
 
 private:
@@ -187,7 +193,7 @@ private:
   // Owner thread only: operations that must run on this thread (taken from
   // remote_), run before the LIFO slot and the local queue. Not stealable,
   // and not flushed to the inject queue when the owner leaves run(): they
-  // wait for the owner, whose ring they act on.
+  // wait for the owner, whose driver they act on.
   op_queue pinned_;
 };
 

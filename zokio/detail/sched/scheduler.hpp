@@ -1,8 +1,10 @@
 // zokio/detail/sched/scheduler.hpp: the run loop shared by every thread that
 // runs a zokio context (io_context::run() callers and thread_pool workers).
 //
-// Each such thread owns a runner: a ring, a bounded FIFO queue of ready
-// operations (local_queue, which others may steal from), and a LIFO slot.
+// Each such thread owns a runner: a driver (its ring on io_uring, its epoll
+// or kqueue instance otherwise: libs/detail/driver.hpp), a bounded FIFO
+// queue of ready operations (local_queue, which others may steal from), and
+// a LIFO slot.
 //
 // Protocol of one run-loop pass, on each thread inside run():
 //   1. Run ready handlers, up to handler_batch, taking in order: an
@@ -11,12 +13,14 @@
 //      background-class handler.
 //   2. Housekeeping, without blocking: take work queued from outside
 //      (inject queue), move expired timer waits to the local queue, submit
-//      every SQE the handlers prepared with one io_uring_enter, and harvest
-//      all visible completions in one pass (one CQ head update).
+//      every request the handlers started (io_uring: one io_uring_enter for
+//      all their SQEs; readiness: their system calls), and harvest all
+//      visible completions in one pass (io_uring: one CQ head update).
 //   3. With nothing ready: run a background handler; else steal half of
 //      another runner's queue (if fewer than half the active runners are
 //      already searching); else sleep in the kernel: one io_uring_enter that
-//      submits, then waits for a completion, a wake-up or the earliest timer.
+//      submits, then waits for a completion, a wake-up or the earliest timer
+//      (readiness: the system calls, then one epoll_wait / kevent).
 //
 // LIFO slot: the first handler a running handler posts goes to the slot and
 // runs next on the same thread, without touching any shared memory (the
@@ -37,20 +41,20 @@
 // amount while another thread could observe it, and never drops to zero while
 // work exists: a running handler's own unit stays counted until it returns.
 //
-// Ring-bound steps: an SQE belongs to the ring of the thread that submits
-// it, so a step that acts on an operation already in a ring (its
-// IORING_OP_ASYNC_CANCEL) must run on that ring's owner. Such steps are
+// Driver-bound steps: an operation belongs to the driver of the thread that
+// started it, so a step that acts on an operation already there (its
+// cancellation) must run on that driver's owner. Such steps are
 // handed over with runner::post_remote: a per-runner MPSC queue (remote_)
 // that only the owner drains, in housekeeping, into its pinned_ list; pinned
 // steps run first in the next pass and are never stolen nor flushed to the
 // inject queue. post_remote wakes the owner if it sleeps (sleeping_ /
-// wake_fd_ below), and a sleeper looks at its remote_ after announcing the
+// runner::wake below), and a sleeper looks at its remote_ after announcing the
 // sleep. A new operation started from a thread that runs no runner of this
 // scheduler is not bound yet: it goes through the inject queue, and the
-// runner that takes it submits it on its own ring (start_op).
+// runner that takes it starts it on its own driver (start_op).
 //
-// Leaving for good: a ring can only be entered by the thread that created
-// it (IORING_SETUP_SINGLE_ISSUER, DEFER_TASKRUN), and a runner with a
+// Leaving for good (io_uring): a ring can only be entered by the thread that
+// created it (IORING_SETUP_SINGLE_ISSUER, DEFER_TASKRUN), and a runner with a
 // request still in its ring is never freed (~scheduler keeps it, and counts
 // it in retained_runners()). Work keeps run() from returning, so only
 // requests that are not work can be left in a ring when its thread is done
@@ -74,7 +78,7 @@
 // flag, timers and (with other runners active) their local queues. A thread
 // that makes work available publishes it first, then looks at num_sleeping_
 // and, if some runner sleeps and none is searching, clears one runner's flag
-// and writes to its eventfd. All of these accesses are seq_cst (a fence on
+// and wakes its driver (an eventfd write; EVFILT_USER on kqueue). All of these accesses are seq_cst (a fence on
 // the local-queue side), so either the sleeper sees the work or the producer
 // sees the sleeper (Dekker); and only a thread that really sleeps is woken.
 #ifndef ZOKIO_DETAIL_SCHED_SCHEDULER_HPP
@@ -84,8 +88,9 @@
 #include <zokio/detail/sched/inject_queue.hpp>
 #include <zokio/detail/sched/op_queue.hpp>
 #include <zokio/detail/sched/runner.hpp>
+#include <zokio/backend.hpp>
+#include <zokio/detail/driver_sizes.hpp>
 #include <zokio/detail/timer/timer_queue.hpp>
-#include <zokio/detail/uring/ring.hpp>
 #include <zokio/priority.hpp>
 #include <zokio/statistics.hpp>
 
@@ -118,15 +123,19 @@ class scheduler
 public:
   static constexpr std::int64_t no_deadline = std::numeric_limits<std::int64_t>::max();
 
-  // Creates the scheduler and a ring for the calling thread. Throws
-  // boost::system::system_error if io_uring cannot be set up.
+  // Chooses the process's backend if no context has (zokio/backend.hpp)
+  // and creates the calling thread's runner and driver. Throws
+  // boost::system::system_error if neither can be set up.
   explicit scheduler(boost::asio::execution_context& ctx, int concurrency_hint = -1,
-      const uring::ring_sizes& sizes = {});
+      const driver_sizes& sizes = {});
   ~scheduler();
 
   void shutdown() override;
 
   int concurrency_hint() const noexcept { return concurrency_hint_; }
+
+  // The backend every runner of this scheduler drives.
+  zokio::backend backend() const noexcept { return backend_; }
 
   // The kind of context whose implementation this is (context() is not
   // polymorphic). Set once by the context's constructor, before any other
@@ -217,10 +226,10 @@ public:
   }
 
   // Starts a kernel operation, already counted as work. On a thread running
-  // this scheduler it goes to that thread's ring; from any other thread it is
-  // handed to a running thread, which submits it (op's func_ must then be a
-  // start step that calls start_here()).
-  void start_op(uring_operation* op)
+  // this scheduler it goes to that thread's driver; from any other thread it
+  // is handed to a running thread, which starts it (op's func_ must then be
+  // a start step that calls start_here()).
+  void start_op(io_operation* op)
   {
     if (runner* r = this_thread_runner())
       r->start(op);
@@ -229,7 +238,7 @@ public:
   }
 
   // Counts a kernel operation about to be started on the calling thread's
-  // ring. Its completion is reaped and run by this thread, so the count may
+  // driver. Its completion is reaped and run by this thread, so the count may
   // stay private until the current handler returns.
   void work_started_here() noexcept
   {
@@ -271,7 +280,7 @@ public:
 
   // Called by a thread that leaves this scheduler for good, outside every
   // run function of it (see "Leaving for good" above): empties its runner's
-  // ring of lasting multishot requests. Operations completed meanwhile are
+  // driver of lasting multishot requests. Operations completed meanwhile are
   // queued for other threads (or destroyed by shutdown()). Nothing to do if
   // the thread has no runner here or nothing lasting in its ring.
   void retire_this_thread() noexcept;
@@ -282,14 +291,14 @@ public:
   static void retire_exiting_thread() noexcept;
 
   // Runners that ~scheduler could not free because a request was still in
-  // their ring (the kernel may write into them until the ring is gone), over
-  // the life of the process. For tests and diagnostics; never decreases.
+  // their ring (io_uring: the kernel may write into them until the ring is
+  // gone), over the life of the process. For tests and diagnostics; never decreases.
   static std::uint64_t retained_runners() noexcept;
 
   // Queues op, an internal step that is neither outstanding work nor a
   // handler and must not invoke user code: the next thread that runs the
   // scheduler runs it during housekeeping (the Asio bridge arms its poll on
-  // that thread's ring this way). Any thread; wakes a sleeping runner.
+  // that thread's driver this way). Any thread; wakes a sleeping runner.
   void post_internal(operation* op) noexcept
   {
     internal_.push(op);
@@ -307,8 +316,8 @@ public:
 
     // The calling thread leaves the context for good (retire_this_thread,
     // outside every run function): take whatever the hook keeps in this
-    // thread's ring out of it, or leave its completion in the CQ for the
-    // runner's retirement to reap.
+    // thread's driver out of it (runner::cancel_internal), leaving its
+    // completion for the runner's retirement to reap.
     virtual void retire_this_thread() noexcept = 0;
 
   protected:
@@ -454,7 +463,8 @@ private:
   friend class runner;
 
   const int concurrency_hint_;
-  const uring::ring_sizes sizes_;
+  const driver_sizes sizes_;
+  const zokio::backend backend_;
   const std::uint64_t id_;  // unique for the process lifetime (thread caches)
 
   alignas(64) std::atomic<long> outstanding_work_{0};

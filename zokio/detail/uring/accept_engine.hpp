@@ -166,7 +166,7 @@ private:
 
   private:
     static void do_arm(scheduler* owner, operation* op);
-    static void do_prepare(uring_operation* op, ::io_uring_sqe* sqe);
+    static void do_prepare(io_operation* op, ::io_uring_sqe* sqe);
     static void do_cqe(multishot_operation* op, runner& r, int res, unsigned flags,
         op_queue& out) noexcept;
   };
@@ -182,7 +182,7 @@ private:
 
   private:
     static void do_start(scheduler* owner, operation* op);
-    static void do_prepare(uring_operation* op, ::io_uring_sqe* sqe);
+    static void do_prepare(io_operation* op, ::io_uring_sqe* sqe);
     static void do_cqe(multishot_operation* op, runner& r, int res, unsigned flags,
         op_queue& out) noexcept;
   };

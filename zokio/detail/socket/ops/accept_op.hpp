@@ -1,14 +1,15 @@
-// zokio/detail/uring/ops/accept_op.hpp: IORING_OP_ACCEPT (linux 5.5).
+// zokio/detail/socket/ops/accept_op.hpp: accept a connection
+// (IORING_OP_ACCEPT, linux 5.5, on io_uring; accept on readiness).
 //
 // The new descriptor is created close-on-exec. Running out of descriptors
 // (EMFILE, ENFILE) completes the operation with that error and leaves the
 // connection in the listen backlog: a later accept takes it once
 // descriptors are free again.
-#ifndef ZOKIO_DETAIL_URING_OPS_ACCEPT_OP_HPP
-#define ZOKIO_DETAIL_URING_OPS_ACCEPT_OP_HPP
+#ifndef ZOKIO_DETAIL_SOCKET_OPS_ACCEPT_OP_HPP
+#define ZOKIO_DETAIL_SOCKET_OPS_ACCEPT_OP_HPP
 
-#include <zokio/detail/uring/socket_handler.hpp>
-#include <zokio/detail/uring/socket_op.hpp>
+#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/socket/socket_op.hpp>
 
 #include <boost/asio/error.hpp>
 
@@ -24,9 +25,14 @@ class accept_op_base : public socket_op
 {
 protected:
   accept_op_base(func_type complete, Endpoint* peer_endpoint) noexcept
-    : socket_op(complete, &do_prepare), peer_endpoint_(peer_endpoint),
+    : socket_op(complete, io_request::accept), peer_endpoint_(peer_endpoint),
       addrlen_(peer_endpoint ? static_cast<::socklen_t>(peer_endpoint->capacity()) : 0)
   {
+    if (peer_endpoint)
+    {
+      req_.data = peer_endpoint->data();
+      req_.extra = &addrlen_;
+    }
   }
 
   // The new descriptor, or -1 with ec set. On success the peer endpoint
@@ -56,16 +62,6 @@ protected:
   }
 
 private:
-  static void do_prepare(uring_operation* base, ::io_uring_sqe* sqe)
-  {
-    auto* o = static_cast<accept_op_base*>(base);
-    if (o->prepare_cancelled(sqe))
-      return;
-    ::sockaddr* addr = o->peer_endpoint_
-      ? static_cast<::sockaddr*>(static_cast<void*>(o->peer_endpoint_->data())) : nullptr;
-    ::io_uring_prep_accept(sqe, o->state_->fd_, addr, addr ? &o->addrlen_ : nullptr, SOCK_CLOEXEC);
-  }
-
   Endpoint* peer_endpoint_;
   ::socklen_t addrlen_;
 };
@@ -163,4 +159,4 @@ private:
 } // namespace detail
 } // namespace zokio
 
-#endif // ZOKIO_DETAIL_URING_OPS_ACCEPT_OP_HPP
+#endif // ZOKIO_DETAIL_SOCKET_OPS_ACCEPT_OP_HPP

@@ -1,7 +1,7 @@
-// zokio/detail/uring/socket_buffers.hpp: an Asio buffer sequence as the
+// zokio/detail/socket/socket_buffers.hpp: an Asio buffer sequence as the
 // iovec array a socket SQE names.
-#ifndef ZOKIO_DETAIL_URING_SOCKET_BUFFERS_HPP
-#define ZOKIO_DETAIL_URING_SOCKET_BUFFERS_HPP
+#ifndef ZOKIO_DETAIL_SOCKET_SOCKET_BUFFERS_HPP
+#define ZOKIO_DETAIL_SOCKET_SOCKET_BUFFERS_HPP
 
 #include <zokio/detail/config.hpp>
 
@@ -82,4 +82,4 @@ private:
 } // namespace detail
 } // namespace zokio
 
-#endif // ZOKIO_DETAIL_URING_SOCKET_BUFFERS_HPP
+#endif // ZOKIO_DETAIL_SOCKET_SOCKET_BUFFERS_HPP

@@ -1,10 +1,14 @@
-// libs/detail/uring/socket_service.cpp: socket states, open/close/cancel.
-#include <zokio/detail/uring/socket_service.hpp>
+// libs/detail/socket/socket_service.cpp: socket states, open/close/cancel.
+#include <zokio/detail/socket/socket_service.hpp>
 #include <zokio/detail/uring/accept_engine.hpp>
+
+#include "detail/backend_select.hpp"
 
 #include <boost/asio/error.hpp>
 
+#include <atomic>
 #include <cerrno>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,11 +23,21 @@ boost::system::error_code errno_code(int err)
   return boost::system::error_code(err, boost::asio::error::get_system_category());
 }
 
+// Generations of socket states (socket_state::generation_), process-wide
+// so that two services' states never share one; never 0.
+std::atomic<std::uint32_t> next_generation{1};
+
+std::uint32_t new_generation() noexcept
+{
+  std::uint32_t g = next_generation.fetch_add(1, std::memory_order_relaxed);
+  return g != 0 ? g : next_generation.fetch_add(1, std::memory_order_relaxed);
+}
+
 // Dispatches the cancel steps collected under a socket's lock.
 void dispatch_all(scheduler& s, op_queue& steps) noexcept
 {
   while (operation* step = steps.pop())
-    socket_op::dispatch_cancel(s, static_cast<uring_operation*>(step));
+    socket_op::dispatch_cancel(s, static_cast<io_operation*>(step));
 }
 
 } // namespace
@@ -73,6 +87,15 @@ socket_state* socket_service::allocate_state()
   return st;
 }
 
+void socket_service::reclaim_unopened(socket_state* st) noexcept
+{
+  st->fd_ = -1;
+  st->flags_ = 0;
+  std::lock_guard<std::mutex> lock(pool_mutex_);
+  st->next_free_ = free_;
+  free_ = st;
+}
+
 void socket_service::reclaim(socket_state* st) noexcept
 {
   if (accept_engine* e = st->accept_)
@@ -96,7 +119,13 @@ void socket_service::reclaim(socket_state* st) noexcept
 socket_state* socket_service::open(int family, int type, int protocol,
     boost::system::error_code& ec)
 {
+#if defined(SOCK_CLOEXEC)
   int fd = ::socket(family, type | SOCK_CLOEXEC, protocol);
+#else
+  int fd = ::socket(family, type, protocol);
+  if (fd >= 0)
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
   if (fd < 0)
   {
     ec = errno_code(errno);
@@ -121,7 +150,27 @@ socket_state* socket_service::assign(int fd, bool stream, boost::system::error_c
     return nullptr;
   }
   st->fd_ = fd;
+  st->generation_ = new_generation();
   st->flags_ = stream ? socket_ops::stream_oriented : socket_ops::datagram_oriented;
+  if (backend_is_readiness())
+  {
+    // A readiness driver makes the system call itself and waits only when
+    // it would block, so the descriptor must not block (as Asio's reactor
+    // makes it on its first asynchronous operation). Asio's synchronous
+    // calls see internal_non_blocking and wait with poll() instead.
+    socket_ops::set_internal_non_blocking(fd, st->flags_, true, ec);
+    if (ec)
+    {
+      reclaim_unopened(st);
+      return nullptr;
+    }
+  }
+#if !defined(MSG_NOSIGNAL) && defined(SO_NOSIGPIPE)
+  // No MSG_NOSIGNAL (macOS): a send on a reset connection must not raise
+  // SIGPIPE either.
+  int on = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof(on));
+#endif
   st->close_on_drain_ = true;
   st->recv_drained_.store(false, std::memory_order_relaxed);
   st->lock_.lock();
@@ -146,7 +195,7 @@ void socket_service::close(socket_state*& st, boost::system::error_code& ec,
   s->lock_.lock();
   s->open_ = false;
   for (socket_op* o = s->ops_; o; o = o->link_next_)
-    if (uring_operation* step = o->request_cancel())
+    if (io_operation* step = o->request_cancel())
       steps.push(step);
   if (s->accept_)
     stop = s->accept_->request_stop();
@@ -187,7 +236,7 @@ void socket_service::cancel(socket_state* st) noexcept
   op_queue steps;
   st->lock_.lock();
   for (socket_op* o = st->ops_; o; o = o->link_next_)
-    if (uring_operation* step = o->request_cancel())
+    if (io_operation* step = o->request_cancel())
       steps.push(step);
   st->lock_.unlock();
   dispatch_all(scheduler_, steps);
@@ -201,7 +250,7 @@ void socket_service::cancel_by_key(socket_state& st, void* key) noexcept
   {
     if (o->cancellation_key_ == key)
     {
-      if (uring_operation* step = o->request_cancel())
+      if (io_operation* step = o->request_cancel())
         steps.push(step);
     }
   }

@@ -1,11 +1,13 @@
-// zokio/detail/uring/ops/connect_op.hpp: IORING_OP_CONNECT (linux 5.5).
+// zokio/detail/socket/ops/connect_op.hpp: connect a socket
+// (IORING_OP_CONNECT, linux 5.5, on io_uring; a non-blocking connect and a
+// wait for writability on readiness).
 // Refused, unreachable and timed-out connections complete with the system
 // error (connection_refused, ...).
-#ifndef ZOKIO_DETAIL_URING_OPS_CONNECT_OP_HPP
-#define ZOKIO_DETAIL_URING_OPS_CONNECT_OP_HPP
+#ifndef ZOKIO_DETAIL_SOCKET_OPS_CONNECT_OP_HPP
+#define ZOKIO_DETAIL_SOCKET_OPS_CONNECT_OP_HPP
 
-#include <zokio/detail/uring/socket_handler.hpp>
-#include <zokio/detail/uring/socket_op.hpp>
+#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/socket/socket_op.hpp>
 
 #include <sys/socket.h>
 
@@ -17,23 +19,16 @@ class connect_op final : public socket_op
 {
 public:
   connect_op(Handler&& handler, const IoExecutor& io_ex, scheduler& owner, const Endpoint& peer)
-    : socket_op(&do_complete, &do_prepare),
+    : socket_op(&do_complete, io_request::connect),
       handler_(std::move(handler), io_ex, owner),
       peer_(peer)
   {
+    req_.data = peer_.data();
+    req_.size = peer_.size();
   }
 
 private:
   template <typename, typename> friend class socket_handler;
-
-  static void do_prepare(uring_operation* base, ::io_uring_sqe* sqe)
-  {
-    auto* o = static_cast<connect_op*>(base);
-    if (o->prepare_cancelled(sqe))
-      return;
-    ::io_uring_prep_connect(sqe, o->state_->fd_, static_cast<const ::sockaddr*>(
-        static_cast<const void*>(o->peer_.data())), static_cast<::socklen_t>(o->peer_.size()));
-  }
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -51,4 +46,4 @@ private:
 } // namespace detail
 } // namespace zokio
 
-#endif // ZOKIO_DETAIL_URING_OPS_CONNECT_OP_HPP
+#endif // ZOKIO_DETAIL_SOCKET_OPS_CONNECT_OP_HPP

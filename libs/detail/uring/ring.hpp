@@ -1,9 +1,11 @@
-// zokio/detail/uring/ring.hpp: one io_uring instance, set up with the best
-// flags the running kernel accepts.
-#ifndef ZOKIO_DETAIL_URING_RING_HPP
-#define ZOKIO_DETAIL_URING_RING_HPP
+// libs/detail/uring/ring.hpp: one io_uring instance, set up with the best
+// flags the running kernel accepts. Private to the library (it includes
+// liburing.h, which no public header does).
+#ifndef ZOKIO_LIBS_DETAIL_URING_RING_HPP
+#define ZOKIO_LIBS_DETAIL_URING_RING_HPP
 
 #include <zokio/detail/config.hpp>
+#include <zokio/detail/driver_sizes.hpp>
 
 #include <liburing.h>
 
@@ -13,18 +15,7 @@ namespace zokio {
 namespace detail {
 namespace uring {
 
-// Sizes of a ring. Zero means "the default".
-struct ring_sizes
-{
-  // Submission queue entries. Default 256: one loop iteration rarely queues
-  // more; when it does, the queue is flushed early (ring::get_sqe callers).
-  unsigned sq_entries = 0;
-
-  // Completion queue entries. Default 16 x sq_entries (4096): completions
-  // are reaped every iteration, and a burst larger than the queue is kept by
-  // the kernel (IORING_FEAT_NODROP) and flushed on the next enter.
-  unsigned cq_entries = 0;
-};
+using ring_sizes = driver_sizes;
 
 // RAII owner of an io_uring instance.
 //
@@ -84,4 +75,4 @@ unsigned process_setup_flags() noexcept;
 } // namespace detail
 } // namespace zokio
 
-#endif // ZOKIO_DETAIL_URING_RING_HPP
+#endif // ZOKIO_LIBS_DETAIL_URING_RING_HPP

@@ -1,39 +1,41 @@
-// zokio/detail/uring/socket_op.hpp: the base of every kernel operation on a
+// zokio/detail/socket/socket_op.hpp: the base of every kernel operation on a
 // socket: its place in the socket's list, its start, and its cancellation.
 //
 // Life of a socket operation:
 //   1. The initiating function allocates it (handler's allocator), links it
 //      into its socket_state's list and starts it: on the calling thread's
-//      ring if that thread runs the context, otherwise it is handed to a
-//      thread that does (start_step), which links it to its own ring.
-//   2. Its CQE is reaped by that runner (the op's home_); its completion
+//      driver if that thread runs the context, otherwise it is handed to a
+//      thread that does (start_step), which starts it on its own driver.
+//   2. Its completion is reaped by that runner (the op's home_); its completion
 //      function unlinks it (the last unlink of a closed socket closes the
 //      descriptor), frees the memory and invokes the handler.
 //
 // Cancellation (socket cancel(), close(), destruction, or a cancellation
-// slot) must be submitted as IORING_OP_ASYNC_CANCEL on the ring that holds the
-// operation. Each operation embeds a cancel step for that, so cancelling
-// never allocates. Under the socket's lock, the canceller marks the operation
+// slot) must be carried out by the driver that holds the operation (an
+// IORING_OP_ASYNC_CANCEL on its ring; on a readiness driver, taking the
+// operation out of its descriptor's wait queue). Each operation embeds a
+// cancel step (an io_request::cancel) for that, so cancelling never
+// allocates. Under the socket's lock, the canceller marks the operation
 // (cancel_pending_) and then, on the home runner's thread, starts the step at
 // once; from any other thread it hands the step to the home runner
-// (runner::post_remote). The step sets cancelled_ (an operation still waiting
-// for a free SQE is then prepared as a NOP and completes with
-// operation_aborted) and submits the cancel request after the operation in
-// submission order, so the kernel always sees the operation first.
+// (runner::post_remote). The step sets cancelled_ (an operation the driver
+// has not acted on yet, one still waiting for a free SQE, then completes
+// with operation_aborted without its request) and starts the cancel request
+// after the operation, so the driver always sees the operation first.
 //
 // The operation's memory must outlive its cancel request (the request names
 // it by address: were the memory reused by another operation on the same
-// ring, the request could hit that one). So an operation whose CQE arrives
+// driver, the request could hit that one). So an operation whose CQE arrives
 // while its step is pending does not complete: it sets deferred_ and the
 // step, when its own CQE has been reaped, runs the completion. An operation
-// not yet on a ring (home_ null) is only marked (abort_): its start step then
+// not yet on a driver (home_ null) is only marked (abort_): its start step then
 // completes it with operation_aborted instead of submitting it.
-#ifndef ZOKIO_DETAIL_URING_SOCKET_OP_HPP
-#define ZOKIO_DETAIL_URING_SOCKET_OP_HPP
+#ifndef ZOKIO_DETAIL_SOCKET_SOCKET_OP_HPP
+#define ZOKIO_DETAIL_SOCKET_SOCKET_OP_HPP
 
 #include <zokio/detail/sched/scheduler.hpp>
-#include <zokio/detail/uring/socket_state.hpp>
-#include <zokio/detail/uring/uring_operation.hpp>
+#include <zokio/detail/io_operation.hpp>
+#include <zokio/detail/socket/socket_state.hpp>
 
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/error.hpp>
@@ -44,7 +46,7 @@
 namespace zokio {
 namespace detail {
 
-class socket_op : public uring_operation
+class socket_op : public io_operation
 {
 public:
   // The socket, or null for an operation that completes without the kernel
@@ -55,7 +57,7 @@ public:
   // the handler installed in its cancellation slot, or null.
   void* cancellation_key_ = nullptr;
 
-  // Chooses the runner whose ring must hold the operation, given the runner
+  // Chooses the runner whose driver must hold the operation, given the runner
   // of the calling thread (null off the context's threads). Null hook: the
   // calling thread's runner (the default). An operation that needs a
   // particular ring (a receive into that ring's provided buffers) returns
@@ -63,6 +65,14 @@ public:
   // over (runner::post_remote) and submitted there.
   using route_func = runner* (*)(socket_op* op, runner* here);
   route_func route_ = nullptr;
+
+  // Names st as the operation's socket (its descriptor in the request).
+  void attach(socket_state* st) noexcept
+  {
+    state_ = st;
+    req_.fd = st->fd_;
+    req_.generation = st->generation_;
+  }
 
   // Links the operation into its socket and starts it (see the life above).
   // The operation counts as outstanding work from here on.
@@ -75,16 +85,23 @@ public:
   // Under the socket's lock: marks the operation for cancellation. Returns
   // the step to dispatch (after unlocking) or null when there is nothing to
   // submit (already being cancelled, or not yet on a ring).
-  uring_operation* request_cancel() noexcept;
+  io_operation* request_cancel() noexcept;
 
   // Starts or hands over a step returned by request_cancel. Not under the lock.
-  static void dispatch_cancel(scheduler& s, uring_operation* step) noexcept;
+  static void dispatch_cancel(scheduler& s, io_operation* step) noexcept;
 
 protected:
-  socket_op(func_type complete, prepare_func prepare) noexcept
-    : uring_operation(complete, prepare), state_(nullptr), complete_(complete), cancel_(this)
+  // kind: the request the operation makes; the rest of req_ is filled by
+  // the concrete operation (buffers, flags) and by its start (descriptor).
+  socket_op(func_type complete, io_request::kind_type kind) noexcept
+    : io_operation(complete), state_(nullptr), complete_(complete), cancel_(this)
   {
+    req_.kind = kind;
   }
+
+  // For stream receives: the request gets io_request::poll_first when the
+  // last receive on the socket left it empty (see socket_state).
+  void use_drain_hint() noexcept { drain_hint_ = true; }
 
   // First thing a completion function does: false means "not now" (a
   // cancel step is still in flight and will run the completion later).
@@ -92,18 +109,7 @@ protected:
   // the operation is being destroyed.
   bool finish() noexcept;
 
-  // First thing a prepare function does: true when the operation was
-  // cancelled before its SQE could be prepared; the SQE is then a NOP.
-  bool prepare_cancelled(::io_uring_sqe* sqe) noexcept
-  {
-    if (!cancelled_)
-      return false;
-    ::io_uring_prep_nop(sqe);
-    nop_ = true;
-    return true;
-  }
-
-  // The CQE result as the operation reports it: a NOP stand-in or a request
+  // The result as the operation reports it: a request never made or one
   // interrupted by its cancellation count as cancelled.
   int result() const noexcept
   {
@@ -116,7 +122,7 @@ protected:
   // engine (no peer address from the kernel: ask getpeername).
   bool via_engine() const noexcept { return via_engine_; }
 
-  // True when the SQE was a NOP standing in for the cancelled operation.
+  // True when the request was never made (cancelled before the driver acted).
   bool prepared_as_nop() const noexcept { return nop_; }
 
   // The error for a negative result.
@@ -140,13 +146,15 @@ private:
   friend class socket_service;
   friend class accept_engine;
 
-  // The step that submits IORING_OP_ASYNC_CANCEL for its operation.
-  class cancel_step final : public uring_operation
+  // The step that asks the driver to cancel its operation.
+  class cancel_step final : public io_operation
   {
   public:
     explicit cancel_step(socket_op* target) noexcept
-      : uring_operation(&do_start, &do_prepare), target_(target)
+      : io_operation(&do_start), target_(target)
     {
+      req_.kind = io_request::cancel;
+      req_.data = static_cast<io_operation*>(target);
     }
 
     void set_start() noexcept { set_func(&do_start); }
@@ -155,7 +163,6 @@ private:
     socket_op* const target_;
 
   private:
-    static void do_prepare(uring_operation* op, ::io_uring_sqe* sqe);
     static void do_start(scheduler* owner, operation* op);
     static void do_done(scheduler* owner, operation* op);
   };
@@ -169,17 +176,14 @@ private:
   // Under the socket's lock.
   socket_op* link_prev_ = nullptr;
   socket_op* link_next_ = nullptr;
-  runner* home_ = nullptr;      // whose ring holds it; null until it reaches one
-  bool abort_ = false;          // cancelled before it reached a ring
+  runner* home_ = nullptr;      // whose driver holds it; null until it reaches one
+  bool abort_ = false;          // cancelled before it reached a driver
   bool cancel_pending_ = false; // cancel_ is queued or in flight
   bool deferred_ = false;       // completed while cancel_ was pending
   bool parked_ = false;         // an accept waiting in its accept_engine (no SQE)
   bool unparked_ = false;       // taken out of the engine by a cancel: post it
   bool via_engine_ = false;     // an accept served by the multishot engine
-
-  // Home runner's thread only.
-  bool cancelled_ = false;      // a cancel request follows it
-  bool nop_ = false;            // prepared as a NOP: completes as cancelled
+  bool drain_hint_ = false;     // see use_drain_hint
 };
 
 // Installed in a handler's cancellation slot: cancels the socket's operation
@@ -200,4 +204,4 @@ private:
 } // namespace detail
 } // namespace zokio
 
-#endif // ZOKIO_DETAIL_URING_SOCKET_OP_HPP
+#endif // ZOKIO_DETAIL_SOCKET_SOCKET_OP_HPP

@@ -1,16 +1,16 @@
-// zokio/detail/uring/ops/recv_op.hpp: receive on a socket.
+// zokio/detail/socket/ops/recv_op.hpp: receive on a socket.
 //
-// IORING_OP_RECV (linux 5.6) for one buffer, IORING_OP_RECVMSG (5.3) for a
-// sequence of buffers or when the sender's address is wanted
-// (receive_from). On a stream socket a zero-byte result with a non-empty
-// buffer is the end of the stream (boost::asio::error::eof).
-#ifndef ZOKIO_DETAIL_URING_OPS_RECV_OP_HPP
-#define ZOKIO_DETAIL_URING_OPS_RECV_OP_HPP
+// A recv request for one buffer, recvmsg for a sequence of buffers or when
+// the sender's address is wanted (receive_from): IORING_OP_RECV (linux 5.6)
+// and IORING_OP_RECVMSG (5.3) on io_uring, the system calls on readiness.
+// On a stream socket a zero-byte result with a non-empty buffer is the end
+// of the stream (boost::asio::error::eof).
+#ifndef ZOKIO_DETAIL_SOCKET_OPS_RECV_OP_HPP
+#define ZOKIO_DETAIL_SOCKET_OPS_RECV_OP_HPP
 
-#include <zokio/detail/uring/net_features.hpp>
-#include <zokio/detail/uring/socket_buffers.hpp>
-#include <zokio/detail/uring/socket_handler.hpp>
-#include <zokio/detail/uring/socket_op.hpp>
+#include <zokio/detail/socket/socket_buffers.hpp>
+#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/socket/socket_op.hpp>
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
@@ -32,13 +32,28 @@ public:
 protected:
   recv_op_base(func_type complete, const MutableBufferSequence& buffers, int flags,
       bool is_stream, void* name = nullptr, ::socklen_t namelen = 0) noexcept
-    : socket_op(complete, &do_prepare), bufs_(buffers), flags_(flags), is_stream_(is_stream)
+    : socket_op(complete, io_request::recvmsg), bufs_(buffers), is_stream_(is_stream)
   {
     std::memset(&msg_, 0, sizeof(msg_));
     msg_.msg_name = name;
     msg_.msg_namelen = namelen;
     msg_.msg_iov = bufs_.iov();
     msg_.msg_iovlen = bufs_.count();
+    req_.flags = flags;
+    if (name == nullptr && bufs_.count() == 1)
+    {
+      req_.kind = io_request::recv;
+      req_.data = bufs_.iov()->iov_base;
+      req_.size = bufs_.iov()->iov_len;
+    }
+    else
+    {
+      req_.data = &msg_;
+    }
+    // After a receive that emptied the socket the next one would find
+    // nothing: the driver may wait for data first (io_request::poll_first).
+    if (is_stream)
+      use_drain_hint();
   }
 
   // The outcome: bytes received, or the error. Also records for the next
@@ -48,7 +63,7 @@ protected:
     int r = result();
     if (is_stream_ && state_)
       state_->recv_drained_.store(r >= 0 && static_cast<std::size_t>(r) < bufs_.total_size()
-          && !(cqe_flags_ & IORING_CQE_F_SOCK_NONEMPTY), std::memory_order_relaxed);
+          && !(result_flags_ & flag_socket_nonempty), std::memory_order_relaxed);
     n = 0;
     if (r < 0)
     {
@@ -65,26 +80,8 @@ protected:
   ::socklen_t name_length() const noexcept { return msg_.msg_namelen; }
 
 private:
-  static void do_prepare(uring_operation* base, ::io_uring_sqe* sqe)
-  {
-    auto* o = static_cast<recv_op_base*>(base);
-    if (o->prepare_cancelled(sqe))
-      return;
-    int fd = o->state_->fd_;
-    if (o->msg_.msg_name == nullptr && o->msg_.msg_iovlen == 1)
-      ::io_uring_prep_recv(sqe, fd, o->bufs_.iov()->iov_base, o->bufs_.iov()->iov_len, o->flags_);
-    else
-      ::io_uring_prep_recvmsg(sqe, fd, &o->msg_, static_cast<unsigned>(o->flags_));
-    // After a receive that emptied the socket the next one would find
-    // nothing: arm poll first and save the failed attempt (linux 5.19).
-    if (o->is_stream_ && o->state_->recv_drained_.load(std::memory_order_relaxed)
-        && uring::features().recv_poll_first)
-      sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
-  }
-
   socket_buffers<boost::asio::mutable_buffer, MutableBufferSequence, MaxBuffers> bufs_;
   ::msghdr msg_;
-  int flags_;
   bool is_stream_;
 };
 
@@ -160,4 +157,4 @@ private:
 } // namespace detail
 } // namespace zokio
 
-#endif // ZOKIO_DETAIL_URING_OPS_RECV_OP_HPP
+#endif // ZOKIO_DETAIL_SOCKET_OPS_RECV_OP_HPP

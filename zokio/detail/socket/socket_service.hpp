@@ -1,9 +1,9 @@
-// zokio/detail/uring/socket_service.hpp: the implementation behind zokio's
+// zokio/detail/socket/socket_service.hpp: the implementation behind zokio's
 // socket and acceptor objects, one service per context.
 //
 // Each open socket has a socket_state (socket_state.hpp) from the service's
-// pool; asynchronous operations are socket_ops (socket_op.hpp) submitted on
-// the ring of the thread that starts them. Synchronous calls (bind, listen,
+// pool; asynchronous operations are socket_ops (socket_op.hpp) started on
+// the driver of the thread that starts them (its ring, on io_uring). Synchronous calls (bind, listen,
 // setsockopt, blocking send/receive...) are Asio's socket_ops functions on
 // the descriptor.
 //
@@ -13,20 +13,20 @@
 // operation to complete closes it. Until then the descriptor number stays
 // taken, so no open() in between can receive it while a request naming it
 // may still be issued by the kernel.
-#ifndef ZOKIO_DETAIL_URING_SOCKET_SERVICE_HPP
-#define ZOKIO_DETAIL_URING_SOCKET_SERVICE_HPP
+#ifndef ZOKIO_DETAIL_SOCKET_SOCKET_SERVICE_HPP
+#define ZOKIO_DETAIL_SOCKET_SOCKET_SERVICE_HPP
 
 #include <zokio/detail/sched/scheduler.hpp>
 #include <zokio/detail/uring/accept_engine.hpp>
-#include <zokio/detail/uring/ops/accept_op.hpp>
-#include <zokio/detail/uring/ops/connect_op.hpp>
-#include <zokio/detail/uring/ops/poll_op.hpp>
-#include <zokio/detail/uring/ops/recv_op.hpp>
-#include <zokio/detail/uring/ops/recv_provided_op.hpp>
-#include <zokio/detail/uring/ops/send_op.hpp>
-#include <zokio/detail/uring/socket_handler.hpp>
-#include <zokio/detail/uring/socket_op.hpp>
-#include <zokio/detail/uring/socket_state.hpp>
+#include <zokio/detail/socket/ops/accept_op.hpp>
+#include <zokio/detail/socket/ops/connect_op.hpp>
+#include <zokio/detail/socket/ops/poll_op.hpp>
+#include <zokio/detail/socket/ops/recv_op.hpp>
+#include <zokio/detail/socket/ops/recv_provided_op.hpp>
+#include <zokio/detail/socket/ops/send_op.hpp>
+#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/socket/socket_op.hpp>
+#include <zokio/detail/socket/socket_state.hpp>
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/detail/socket_ops.hpp>
@@ -256,7 +256,7 @@ private:
   template <typename Slot>
   void start(socket_op* o, socket_state* st, Slot& slot)
   {
-    o->state_ = st;
+    o->attach(st);
     if (slot.is_connected())
       o->cancellation_key_ = &slot.template emplace<socket_op_cancellation>(st);
     o->start(scheduler_);
@@ -266,13 +266,13 @@ private:
   // (accept_engine.hpp; every accept of the acceptor, so none waits in the
   // kernel while the engine holds a connection); otherwise, when the engine
   // declines (the kernel refused multishot accept) or cannot be allocated,
-  // each is one IORING_OP_ACCEPT of its own.
+  // each is one accept request of its own.
   template <typename Slot>
   void start_accept(socket_op* o, socket_state* st, Slot& slot)
   {
     if (!accept_engine::enabled())
       return start(o, st, slot);
-    o->state_ = st;
+    o->attach(st);
     if (slot.is_connected())
       o->cancellation_key_ = &slot.template emplace<socket_op_cancellation>(st);
     try
@@ -288,6 +288,10 @@ private:
 
   socket_state* allocate_state();
 
+  // Returns a state that never held a socket (assign failed) to the pool;
+  // the descriptor stays the caller's.
+  void reclaim_unopened(socket_state* st) noexcept;
+
   // States per slab. Arbitrary: small enough that a program with a few
   // sockets allocates little, large enough that ten thousand connections
   // make a few dozen allocations.
@@ -302,4 +306,4 @@ private:
 } // namespace detail
 } // namespace zokio
 
-#endif // ZOKIO_DETAIL_URING_SOCKET_SERVICE_HPP
+#endif // ZOKIO_DETAIL_SOCKET_SOCKET_SERVICE_HPP

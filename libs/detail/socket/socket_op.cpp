@@ -1,8 +1,8 @@
-// libs/detail/uring/socket_op.cpp: start, completion gate and cancellation of
+// libs/detail/socket/socket_op.cpp: start, completion gate and cancellation of
 // socket operations (the protocol is at the top of socket_op.hpp).
-#include <zokio/detail/uring/socket_op.hpp>
+#include <zokio/detail/socket/socket_op.hpp>
+#include <zokio/detail/socket/socket_service.hpp>
 #include <zokio/detail/uring/accept_engine.hpp>
-#include <zokio/detail/uring/socket_service.hpp>
 
 namespace zokio {
 namespace detail {
@@ -10,6 +10,8 @@ namespace detail {
 void socket_op::start(scheduler& s)
 {
   socket_state& st = *state_;
+  if (drain_hint_ && st.recv_drained_.load(std::memory_order_relaxed))
+    req_.hints |= io_request::poll_first;
   runner* here = s.this_thread_runner();
   runner* r = route_ ? route_(this, here) : here;
   st.lock_.lock();
@@ -28,7 +30,7 @@ void socket_op::start(scheduler& s)
   }
   else if (r)
   {
-    // Its ring belongs to another thread of this context: that thread
+    // Its driver belongs to another thread of this context: that thread
     // submits it (start_step, from its pinned queue).
     set_func(&start_step);
     s.work_started();
@@ -63,7 +65,7 @@ void socket_op::start_step(scheduler* owner, operation* base)
 
   if (aborted)
   {
-    // Cancelled before it reached a ring: complete it here (we are in the
+    // Cancelled before it reached a driver: complete it here (we are in the
     // run loop, not inside the initiating function).
     o->set_func(o->complete_);
     o->nop_ = true;
@@ -71,14 +73,14 @@ void socket_op::start_step(scheduler* owner, operation* base)
   }
   if (r != here)
   {
-    // Routed to another runner's ring: send it on, keeping its unit counted
+    // Routed to another runner's driver: send it on, keeping its unit counted
     // (a cancel meanwhile finds home_ null and sets abort_, seen there).
     owner->work_started();
     r->post_remote(o);
     return;
   }
   o->set_func(o->complete_);
-  // The unit of work counted at initiation now stands for the SQE.
+  // The unit of work counted at initiation now stands for the request.
   r->work_started();
   r->start(o);
 }
@@ -119,7 +121,7 @@ bool socket_op::finish() noexcept
   return true;
 }
 
-uring_operation* socket_op::request_cancel() noexcept
+io_operation* socket_op::request_cancel() noexcept
 {
   if (parked_ && state_->accept_->unpark(this))
   {
@@ -139,7 +141,7 @@ uring_operation* socket_op::request_cancel() noexcept
   return &cancel_;
 }
 
-void socket_op::dispatch_cancel(scheduler& s, uring_operation* step) noexcept
+void socket_op::dispatch_cancel(scheduler& s, io_operation* step) noexcept
 {
   auto* c = static_cast<cancel_step*>(step);
   socket_op* o = c->target_;
@@ -164,13 +166,6 @@ void socket_op::dispatch_cancel(scheduler& s, uring_operation* step) noexcept
     s.work_started();
     home->post_remote(c);
   }
-}
-
-void socket_op::cancel_step::do_prepare(uring_operation* base, ::io_uring_sqe* sqe)
-{
-  auto* c = static_cast<cancel_step*>(base);
-  ::io_uring_prep_cancel64(sqe,
-      reinterpret_cast<std::uint64_t>(static_cast<uring_operation*>(c->target_)), 0);
 }
 
 // The step handed over from another thread, now on some runner's thread.
@@ -210,7 +205,7 @@ void socket_op::cancel_step::do_start(scheduler* owner, operation* base)
   r->start(c);
 }
 
-// The cancel request's CQE: the operation may complete now.
+// The cancel request's completion: the operation may complete now.
 void socket_op::cancel_step::do_done(scheduler* owner, operation* base)
 {
   auto* c = static_cast<cancel_step*>(base);

@@ -1,7 +1,7 @@
-// zokio/detail/uring/socket_handler.hpp: the handler part of a socket
+// zokio/detail/socket/socket_handler.hpp: the handler part of a socket
 // operation: storage, memory, and the upcall.
-#ifndef ZOKIO_DETAIL_URING_SOCKET_HANDLER_HPP
-#define ZOKIO_DETAIL_URING_SOCKET_HANDLER_HPP
+#ifndef ZOKIO_DETAIL_SOCKET_SOCKET_HANDLER_HPP
+#define ZOKIO_DETAIL_SOCKET_SOCKET_HANDLER_HPP
 
 #include <zokio/detail/handler_alloc.hpp>
 #include <zokio/detail/handler_work.hpp>
@@ -108,4 +108,4 @@ private:
 } // namespace detail
 } // namespace zokio
 
-#endif // ZOKIO_DETAIL_URING_SOCKET_HANDLER_HPP
+#endif // ZOKIO_DETAIL_SOCKET_SOCKET_HANDLER_HPP

@@ -1,14 +1,14 @@
-// zokio/detail/uring/ops/nop_op.hpp: IORING_OP_NOP (linux 5.1), a request the
+// zokio/detail/nop_op.hpp: IORING_OP_NOP (linux 5.1), a request the
 // kernel completes at once. Used to exercise the submission path (full
 // submission queue, completion-queue overflow) and to measure the ring's
 // round trip.
-#ifndef ZOKIO_DETAIL_URING_OPS_NOP_OP_HPP
-#define ZOKIO_DETAIL_URING_OPS_NOP_OP_HPP
+#ifndef ZOKIO_DETAIL_NOP_OP_HPP
+#define ZOKIO_DETAIL_NOP_OP_HPP
 
 #include <zokio/detail/handler_alloc.hpp>
 #include <zokio/detail/handler_work.hpp>
 #include <zokio/detail/sched/scheduler.hpp>
-#include <zokio/detail/uring/uring_operation.hpp>
+#include <zokio/detail/io_operation.hpp>
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/detail/bind_handler.hpp>
@@ -18,7 +18,7 @@ namespace zokio {
 namespace detail {
 
 template <typename Handler, typename IoExecutor>
-class nop_op final : public uring_operation
+class nop_op final : public io_operation
 {
 public:
   using allocator_type = op_allocator_t<boost::asio::associated_allocator_t<Handler>>;
@@ -35,13 +35,14 @@ public:
 
   template <typename H>
   nop_op(H&& handler, const IoExecutor& io_ex, scheduler& owner)
-    : uring_operation(&do_start, &do_prepare),
+    : io_operation(&do_start),
       handler_(std::forward<H>(handler)),
       work_(handler_, io_ex, owner)
   {
+    req_.kind = io_request::nop;
   }
 
-  // Starts the operation on the calling thread's ring, or hands it to a
+  // Starts the operation on the calling thread's driver, or hands it to a
   // thread that runs the scheduler (which then runs do_start).
   void start(scheduler& owner)
   {
@@ -59,8 +60,6 @@ public:
   }
 
 private:
-  static void do_prepare(uring_operation*, ::io_uring_sqe* sqe) { ::io_uring_prep_nop(sqe); }
-
   // First completion of an operation handed over from another thread: the
   // work unit it carries stays counted, since the operation goes on.
   static void do_start(scheduler* owner, operation* base)
@@ -95,7 +94,7 @@ private:
   handler_work<Handler, IoExecutor> work_;
 };
 
-// Submits an IORING_OP_NOP on ex's context; completes with void(error_code).
+// Starts a NOP on ex's context; completes with void(error_code).
 template <typename Executor, typename Token>
 auto async_nop(const Executor& ex, Token&& token)
 {
@@ -111,4 +110,4 @@ auto async_nop(const Executor& ex, Token&& token)
 } // namespace detail
 } // namespace zokio
 
-#endif // ZOKIO_DETAIL_URING_OPS_NOP_OP_HPP
+#endif // ZOKIO_DETAIL_NOP_OP_HPP

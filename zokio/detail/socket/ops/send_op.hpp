@@ -1,15 +1,17 @@
-// zokio/detail/uring/ops/send_op.hpp: send on a socket.
+// zokio/detail/socket/ops/send_op.hpp: send on a socket.
 //
-// IORING_OP_SEND (linux 5.6) for one buffer, IORING_OP_SENDMSG (5.3) for a
-// sequence of buffers or a destination address (send_to). MSG_NOSIGNAL is
-// always added: writing to a reset connection completes with an error
+// A send request for one buffer, sendmsg for a sequence of buffers or a
+// destination address (send_to): IORING_OP_SEND (linux 5.6) and
+// IORING_OP_SENDMSG (5.3) on io_uring, the system calls on readiness.
+// MSG_NOSIGNAL is always added where the system has it (elsewhere the
+// socket is given SO_NOSIGPIPE when opened): writing to a reset connection completes with an error
 // (broken_pipe, connection_reset) and never raises SIGPIPE.
-#ifndef ZOKIO_DETAIL_URING_OPS_SEND_OP_HPP
-#define ZOKIO_DETAIL_URING_OPS_SEND_OP_HPP
+#ifndef ZOKIO_DETAIL_SOCKET_OPS_SEND_OP_HPP
+#define ZOKIO_DETAIL_SOCKET_OPS_SEND_OP_HPP
 
-#include <zokio/detail/uring/socket_buffers.hpp>
-#include <zokio/detail/uring/socket_handler.hpp>
-#include <zokio/detail/uring/socket_op.hpp>
+#include <zokio/detail/socket/socket_buffers.hpp>
+#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/socket/socket_op.hpp>
 
 #include <boost/asio/buffer.hpp>
 
@@ -27,17 +29,34 @@ public:
 
 protected:
   send_op_base(func_type complete, const ConstBufferSequence& buffers, int flags) noexcept
-    : socket_op(complete, &do_prepare), bufs_(buffers), flags_(flags | MSG_NOSIGNAL)
+    : socket_op(complete, io_request::sendmsg), bufs_(buffers)
   {
     std::memset(&msg_, 0, sizeof(msg_));
     msg_.msg_iov = bufs_.iov();
     msg_.msg_iovlen = bufs_.count();
+#if defined(MSG_NOSIGNAL)
+    flags |= MSG_NOSIGNAL;
+#endif
+    req_.flags = flags;
+    if (bufs_.count() == 1)
+    {
+      req_.kind = io_request::send;
+      req_.data = bufs_.iov()->iov_base;
+      req_.size = bufs_.iov()->iov_len;
+    }
+    else
+    {
+      req_.data = &msg_;
+    }
   }
 
   void set_destination(const void* name, ::socklen_t namelen) noexcept
   {
     msg_.msg_name = const_cast<void*>(name);
     msg_.msg_namelen = namelen;
+    req_.kind = io_request::sendmsg;
+    req_.data = &msg_;
+    req_.size = 0;
   }
 
   void results(boost::system::error_code& ec, std::size_t& n) const noexcept
@@ -51,21 +70,8 @@ protected:
   }
 
 private:
-  static void do_prepare(uring_operation* base, ::io_uring_sqe* sqe)
-  {
-    auto* o = static_cast<send_op_base*>(base);
-    if (o->prepare_cancelled(sqe))
-      return;
-    int fd = o->state_->fd_;
-    if (o->msg_.msg_name == nullptr && o->msg_.msg_iovlen == 1)
-      ::io_uring_prep_send(sqe, fd, o->bufs_.iov()->iov_base, o->bufs_.iov()->iov_len, o->flags_);
-    else
-      ::io_uring_prep_sendmsg(sqe, fd, &o->msg_, static_cast<unsigned>(o->flags_));
-  }
-
   socket_buffers<boost::asio::const_buffer, ConstBufferSequence, MaxBuffers> bufs_;
   ::msghdr msg_;
-  int flags_;
 };
 
 template <typename ConstBufferSequence, std::size_t MaxBuffers, typename Handler,
@@ -137,4 +143,4 @@ private:
 } // namespace detail
 } // namespace zokio
 
-#endif // ZOKIO_DETAIL_URING_OPS_SEND_OP_HPP
+#endif // ZOKIO_DETAIL_SOCKET_OPS_SEND_OP_HPP

@@ -1,4 +1,4 @@
-// zokio/detail/uring/socket_state.hpp: the shared state of one open socket.
+// zokio/detail/socket/socket_state.hpp: the shared state of one open socket.
 //
 // A socket object (basic_socket and friends) points to a socket_state; so
 // does every operation in flight on it. The state outlives the socket object
@@ -11,14 +11,15 @@
 // the heap before the service is destroyed, so a cancellation handler left in
 // a user's cancellation slot can always lock the state it names (as Asio's
 // reactor keeps its descriptor states).
-#ifndef ZOKIO_DETAIL_URING_SOCKET_STATE_HPP
-#define ZOKIO_DETAIL_URING_SOCKET_STATE_HPP
+#ifndef ZOKIO_DETAIL_SOCKET_SOCKET_STATE_HPP
+#define ZOKIO_DETAIL_SOCKET_SOCKET_STATE_HPP
 
 #include <zokio/detail/config.hpp>
 
 #include <boost/asio/detail/socket_ops.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <thread>
 
 namespace zokio {
@@ -45,7 +46,7 @@ public:
         if (++spins > 64)
           std::this_thread::yield();
         else
-          cpu_relax();
+          detail::cpu_relax();
       }
     }
   }
@@ -53,15 +54,6 @@ public:
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
 private:
-  static void cpu_relax() noexcept
-  {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
-  }
-
   std::atomic<bool> locked_{false};
 };
 
@@ -71,6 +63,12 @@ public:
   // The descriptor. Fixed while the state is in use: set before the first
   // operation, closed only after the last one has completed.
   int fd_ = -1;
+
+  // Bumped each time the state takes a descriptor (socket_service::assign),
+  // never 0: the readiness drivers key their registrations by descriptor
+  // and generation, so that a number closed and reused is registered anew
+  // (io_request::generation).
+  std::uint32_t generation_ = 0;
 
   // Asio's socket state bits (user_set_non_blocking, stream_oriented, ...),
   // for the synchronous calls of socket_ops. Touched by the socket's owner.
@@ -89,8 +87,8 @@ public:
   accept_engine* accept_ = nullptr;
 
   // Receive hint: the last receive left the socket empty, so the next one
-  // arms poll first instead of trying a transfer that would fail
-  // (IORING_RECVSEND_POLL_FIRST). Any thread; only a hint.
+  // may wait for data before trying (io_request::poll_first). Any thread;
+  // only a hint.
   std::atomic<bool> recv_drained_{false};
 
   socket_service* service_ = nullptr;  // owner of the pool
@@ -100,4 +98,4 @@ public:
 } // namespace detail
 } // namespace zokio
 
-#endif // ZOKIO_DETAIL_URING_SOCKET_STATE_HPP
+#endif // ZOKIO_DETAIL_SOCKET_SOCKET_STATE_HPP

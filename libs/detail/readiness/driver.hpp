@@ -1,0 +1,207 @@
+// libs/detail/readiness/driver.hpp: the readiness drivers (epoll, kqueue):
+// one poller instance per thread that runs a context, which makes each
+// operation's system call itself and waits for readiness when it would
+// block.
+//
+// An operation's life here:
+//   1. start() queues it in pending_ (no system call inside the handler that
+//      started it; the pass submits, as io_uring's does).
+//   2. submit() makes its system call (perform): done, it goes to done_;
+//      would block (EAGAIN, a connect in progress), it waits in the queue of
+//      its descriptor's slot for its direction (read, write, except). An
+//      operation behind another in the same queue waits without trying, so
+//      operations on one descriptor and direction complete in order.
+//   3. When the poller reports the descriptor ready, the queue's operations
+//      are performed again in order, until one would block.
+//   4. reap() hands done_ to the scheduler (internal steps to the runner's
+//      internal_ready_).
+// A cancel request (io_request::cancel) takes its target out of its wait
+// queue and completes it with -ECANCELED; if the target is not waiting (done
+// already) the cancel completes with -ENOENT, as io_uring's does.
+//
+// Registrations: a descriptor is registered once, edge-triggered, for every
+// direction (epoll: EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLET;
+// kqueue: EVFILT_READ and EVFILT_WRITE with EV_CLEAR), tagged with the
+// descriptor and its generation (io_request::generation). Edge-triggered is
+// correct because an operation always tries before it waits: readiness that
+// arrived while nothing waited is found by the attempt, and readiness that
+// arrives after the attempt is an edge. A closed descriptor leaves the kernel's
+// set by itself; its number, reused, comes with a new generation, so the
+// slot registers it again and events of the old registration (a descriptor
+// kept open elsewhere) are recognised by their generation and ignored.
+//
+// Threads: everything belongs to the owner thread but wake() (any thread),
+// and the shutdown (no thread runs the context then). Nothing here is
+// touched by the kernel, so destroying operations never waits for it.
+//
+// Allocation: slots_ grows to the highest descriptor seen (amortised, at
+// the first use of each new high); events_ is fixed. No allocation per
+// operation.
+#ifndef ZOKIO_LIBS_DETAIL_READINESS_DRIVER_HPP
+#define ZOKIO_LIBS_DETAIL_READINESS_DRIVER_HPP
+
+#include <zokio/detail/driver_sizes.hpp>
+#include <zokio/detail/io_operation.hpp>
+#include <zokio/detail/sched/op_queue.hpp>
+#include <zokio/detail/sched/runner.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace zokio {
+namespace detail {
+namespace readiness {
+
+enum direction : unsigned char { dir_read = 0, dir_write = 1, dir_except = 2 };
+
+// Readiness of one descriptor, as a poller reports it.
+struct event
+{
+  std::uint64_t tag;  // (generation << 32) | fd, or one of the poller's own tags
+  bool readable;      // also end of stream, hang-up and errors
+  bool writable;      // also hang-up and errors
+  bool priority;      // out-of-band data, hang-up and errors
+  unsigned revents;   // POLLIN / POLLOUT / POLLPRI / POLLERR / POLLHUP bits
+};
+
+// The per-descriptor state of one driver.
+struct fd_slot
+{
+  op_queue ops[3];                // waiting operations, by direction, oldest first
+  std::uint32_t generation = 0;   // of the registration in the poller
+  bool registered = false;
+};
+
+} // namespace readiness
+} // namespace detail
+} // namespace zokio
+
+#include "detail/readiness/epoll_poller.hpp"
+#include "detail/readiness/kqueue_poller.hpp"
+
+namespace zokio {
+namespace detail {
+namespace readiness {
+
+// The part common to epoll and kqueue. Poller provides:
+//   Poller(driver_sizes)           creates the instance and its wake-up
+//                                  (throws system_error)
+//   int add(int fd, uint64_t tag)  registers fd (0 or an errno)
+//   int wait(event* out, int max, int64_t timeout_ns, uint64_t& syscalls)
+//                                  waits (timeout 0: polls; no_deadline:
+//                                  for ever); returns the events (its own
+//                                  wake-up and timer events left out; a
+//                                  wake-up sets woke()) or -errno
+//   bool take_woke()               whether a wake-up ended the last waits
+//   void wake()                    any thread
+template <typename Poller>
+class driver
+{
+public:
+  driver(runner& r, const driver_sizes& sizes);
+  ~driver();
+
+  driver(const driver&) = delete;
+  driver& operator=(const driver&) = delete;
+
+  void start(io_operation* op) noexcept
+  {
+    op->runner_ = &runner_;
+    pending_.push(op);
+    ++pending_count_;
+  }
+
+  void start_internal(io_operation* op) noexcept
+  {
+    op->internal_ = true;
+    start(op);
+  }
+
+  void cancel_internal(io_operation* op) noexcept;
+
+  unsigned pending() const noexcept { return static_cast<unsigned>(pending_count_); }
+  void flush() noexcept {}
+  bool submit();
+  bool completions_ready() const noexcept { return !done_.empty(); }
+
+  // Operations wait for readiness and the caller will not sleep right away
+  // (which would collect the events): a poll of the kernel is worth it.
+  bool wants_events(bool idle) const noexcept { return waiting_ != 0 && !idle; }
+  void get_events() { wait_and_dispatch(0); }
+
+  std::size_t reap(op_queue& out) noexcept;
+  bool prepare_sleep() noexcept { return true; }
+  void sleep(std::int64_t timeout_ns);
+  void wake() noexcept { poller_.wake(); }
+
+  std::size_t in_flight() const noexcept { return pending_count_ + waiting_ + done_count_; }
+
+  // Nothing lasts here beyond its operation: nothing to end.
+  bool retire(op_queue&) noexcept { return true; }
+
+  // Destroys every operation the driver holds (shutdown; any thread, none
+  // running the context).
+  void destroy_all() noexcept;
+
+  // Another thread takes the driver over (its owner exited): the instance
+  // serves any thread, so only completions move.
+  void take_completed(op_queue& out) noexcept { reap(out); }
+
+  Poller& poller() noexcept { return poller_; }
+
+private:
+  static direction direction_of(const io_request& q) noexcept;
+
+  // Makes op's system call. True if op is done (result_ set).
+  bool perform(io_operation* op, const event* ev) noexcept;
+
+  // Gives op a slot queue to wait in (registering its descriptor), or
+  // completes it with the registration's error.
+  void wait_or_fail(io_operation* op, direction d);
+
+  void issue(io_operation* op);
+  void cancel(io_operation* op) noexcept;
+  void complete(io_operation* op) noexcept
+  {
+    done_.push(op);
+    ++done_count_;
+  }
+  fd_slot* slot_for(int fd);
+  void run_queue(fd_slot& s, direction d, const event& ev) noexcept;
+  void wait_and_dispatch(std::int64_t timeout_ns);
+
+  runner& runner_;
+  Poller poller_;
+  op_queue pending_;                // started, not yet performed
+  op_queue done_;                   // completed, not yet reaped
+  std::size_t pending_count_ = 0;
+  std::size_t waiting_ = 0;         // in slot queues
+  std::size_t done_count_ = 0;
+  std::vector<fd_slot> slots_;      // by descriptor number
+  std::unique_ptr<event[]> events_; // one wait's events
+  int max_events_;
+};
+
+#if defined(ZOKIO_HAS_EPOLL)
+class epoll_driver : public driver<epoll_poller>
+{
+public:
+  using driver<epoll_poller>::driver;
+};
+#endif
+
+#if defined(ZOKIO_HAS_KQUEUE)
+class kqueue_driver : public driver<kqueue_poller>
+{
+public:
+  using driver<kqueue_poller>::driver;
+};
+#endif
+
+} // namespace readiness
+} // namespace detail
+} // namespace zokio
+
+#endif // ZOKIO_LIBS_DETAIL_READINESS_DRIVER_HPP

@@ -1,0 +1,61 @@
+// libs/detail/readiness/epoll_poller.hpp: epoll for the readiness driver
+// (driver.hpp), Linux.
+#ifndef ZOKIO_LIBS_DETAIL_READINESS_EPOLL_POLLER_HPP
+#define ZOKIO_LIBS_DETAIL_READINESS_EPOLL_POLLER_HPP
+
+#include <zokio/detail/config.hpp>
+#include <zokio/detail/driver_sizes.hpp>
+
+#if defined(ZOKIO_HAS_EPOLL)
+
+#include <cstdint>
+#include <memory>
+
+struct epoll_event;
+
+namespace zokio {
+namespace detail {
+namespace readiness {
+
+struct event;
+
+// One epoll instance, its wake-up eventfd (registered level-triggered, drained
+// when reported) and, where the kernel lacks epoll_pwait2 (before 5.11), a
+// timerfd for sub-millisecond sleeps.
+class epoll_poller
+{
+public:
+  explicit epoll_poller(const driver_sizes& sizes);
+  ~epoll_poller();
+
+  epoll_poller(const epoll_poller&) = delete;
+  epoll_poller& operator=(const epoll_poller&) = delete;
+
+  int add(int fd, std::uint64_t tag) noexcept;
+  int wait(event* out, int max, std::int64_t timeout_ns, std::uint64_t& syscalls) noexcept;
+  bool take_woke() noexcept
+  {
+    bool w = woke_;
+    woke_ = false;
+    return w;
+  }
+  void wake() noexcept;
+
+private:
+  static constexpr std::uint64_t wake_tag = ~std::uint64_t(0);
+  static constexpr std::uint64_t timer_tag = ~std::uint64_t(0) - 1;
+
+  int epfd_ = -1;
+  int wake_fd_ = -1;
+  int timer_fd_ = -1;    // created on first need (no epoll_pwait2)
+  bool woke_ = false;    // owner thread
+  std::unique_ptr<::epoll_event[]> raw_;
+  int raw_size_ = 0;
+};
+
+} // namespace readiness
+} // namespace detail
+} // namespace zokio
+
+#endif // ZOKIO_HAS_EPOLL
+#endif // ZOKIO_LIBS_DETAIL_READINESS_EPOLL_POLLER_HPP

@@ -1,0 +1,57 @@
+// libs/detail/readiness/kqueue_poller.hpp: kqueue for the readiness driver
+// (driver.hpp): the BSDs and macOS, and Linux through libkqueue.
+#ifndef ZOKIO_LIBS_DETAIL_READINESS_KQUEUE_POLLER_HPP
+#define ZOKIO_LIBS_DETAIL_READINESS_KQUEUE_POLLER_HPP
+
+#include <zokio/detail/config.hpp>
+#include <zokio/detail/driver_sizes.hpp>
+
+#if defined(ZOKIO_HAS_KQUEUE)
+
+#include <cstdint>
+#include <memory>
+
+struct kevent;
+
+namespace zokio {
+namespace detail {
+namespace readiness {
+
+struct event;
+
+// One kqueue; wake-ups are an EVFILT_USER event (NOTE_TRIGGER), timeouts the
+// kevent timeout (nanoseconds).
+class kqueue_poller
+{
+public:
+  explicit kqueue_poller(const driver_sizes& sizes);
+  ~kqueue_poller();
+
+  kqueue_poller(const kqueue_poller&) = delete;
+  kqueue_poller& operator=(const kqueue_poller&) = delete;
+
+  int add(int fd, std::uint64_t tag) noexcept;
+  int wait(event* out, int max, std::int64_t timeout_ns, std::uint64_t& syscalls) noexcept;
+  bool take_woke() noexcept
+  {
+    bool w = woke_;
+    woke_ = false;
+    return w;
+  }
+  void wake() noexcept;
+
+private:
+  static constexpr std::uintptr_t wake_ident = 0x7a6f6b69;  // EVFILT_USER ident
+
+  int kq_ = -1;
+  bool woke_ = false;    // owner thread
+  std::unique_ptr<struct ::kevent[]> raw_;
+  int raw_size_ = 0;
+};
+
+} // namespace readiness
+} // namespace detail
+} // namespace zokio
+
+#endif // ZOKIO_HAS_KQUEUE
+#endif // ZOKIO_LIBS_DETAIL_READINESS_KQUEUE_POLLER_HPP

@@ -1,0 +1,513 @@
+// libs/detail/uring/driver.cpp: a thread's ring: submission, harvesting,
+// sleep (the protocol is at the top of driver.hpp).
+#include "detail/uring/driver.hpp"
+
+#include <zokio/detail/sched/scheduler.hpp>
+#include <zokio/detail/uring/multishot_operation.hpp>
+#include <zokio/detail/uring/net_features.hpp>
+#include <zokio/provided_buffer_pool.hpp>
+
+#include <boost/asio/error.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace zokio {
+namespace detail {
+
+void multishot_operation::tag_sqe(::io_uring_sqe* sqe, multishot_operation* op) noexcept
+{
+  ::io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(op) | tag);
+}
+
+namespace uring {
+namespace {
+
+[[noreturn]] void throw_errno(int err, const char* what)
+{
+  throw boost::system::system_error(
+      boost::system::error_code(err, boost::asio::error::get_system_category()), what);
+}
+
+// After a receive that emptied the socket the next one would find nothing:
+// arm poll first and save the failed attempt (linux 5.19).
+inline void apply_hints(const io_request& q, ::io_uring_sqe* sqe) noexcept
+{
+  if ((q.hints & io_request::poll_first) && features().recv_poll_first)
+    sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+}
+
+// Fills sqe from op's request (user_data is the caller's).
+void fill_sqe(io_operation* op, ::io_uring_sqe* sqe) noexcept
+{
+  const io_request& q = op->req_;
+  if (op->cancelled_ && q.kind != io_request::custom && q.kind != io_request::cancel)
+  {
+    // Cancelled before its SQE could be prepared: a NOP stands in for it
+    // and it completes as cancelled (socket_op::result).
+    ::io_uring_prep_nop(sqe);
+    op->nop_ = true;
+    return;
+  }
+  switch (q.kind)
+  {
+  case io_request::nop:
+    ::io_uring_prep_nop(sqe);
+    break;
+  case io_request::recv:
+    ::io_uring_prep_recv(sqe, q.fd, q.data, q.size, q.flags);
+    apply_hints(q, sqe);
+    break;
+  case io_request::recvmsg:
+    ::io_uring_prep_recvmsg(sqe, q.fd, static_cast<::msghdr*>(q.data),
+        static_cast<unsigned>(q.flags));
+    apply_hints(q, sqe);
+    break;
+  case io_request::send:
+    ::io_uring_prep_send(sqe, q.fd, q.data, q.size, q.flags);
+    break;
+  case io_request::sendmsg:
+    ::io_uring_prep_sendmsg(sqe, q.fd, static_cast<const ::msghdr*>(q.data),
+        static_cast<unsigned>(q.flags));
+    break;
+  case io_request::accept:
+    ::io_uring_prep_accept(sqe, q.fd, static_cast<::sockaddr*>(q.data),
+        static_cast<::socklen_t*>(q.extra), SOCK_CLOEXEC);
+    break;
+  case io_request::connect:
+    ::io_uring_prep_connect(sqe, q.fd, static_cast<const ::sockaddr*>(q.data),
+        static_cast<::socklen_t>(q.size));
+    break;
+  case io_request::poll:
+    ::io_uring_prep_poll_add(sqe, q.fd, static_cast<unsigned>(q.flags));
+    break;
+  case io_request::recv_pooled:
+  {
+    // On the pool's home runner's thread (the operation is routed there).
+    auto& p = *static_cast<provided_buffer_pool*>(q.data);
+    unsigned len = static_cast<unsigned>(q.size);
+    if (p.prepare_kernel_mode())
+    {
+      ::io_uring_prep_recv(sqe, q.fd, nullptr, len, q.flags);
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = p.group();
+    }
+    else
+    {
+      op->buffer_id_ = p.take();
+      if (op->buffer_id_ == provided_buffer_pool::nil)
+      {
+        ::io_uring_prep_nop(sqe);
+        op->no_buffer_ = true;
+        return;
+      }
+      ::io_uring_prep_recv(sqe, q.fd, p.data_of(op->buffer_id_), len, q.flags);
+    }
+    apply_hints(q, sqe);
+    break;
+  }
+  case io_request::cancel:
+    ::io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(q.data), 0);
+    break;
+  case io_request::custom:
+    op->prepare_(op, sqe);
+    break;
+  }
+}
+
+} // namespace
+
+driver::driver(runner& r, const driver_sizes& sizes) : runner_(r), sizes_(sizes)
+{
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0)
+    throw_errno(errno, "eventfd");
+  try
+  {
+    create_ring();
+  }
+  catch (...)
+  {
+    ::close(wake_fd_);
+    throw;
+  }
+}
+
+driver::~driver()
+{
+  ring_.reset();
+  if (wake_fd_ >= 0)
+    ::close(wake_fd_);
+}
+
+void driver::create_ring()
+{
+  ring_ = std::make_unique<uring::ring>(sizes_);
+  wake_armed_ = false;
+  in_flight_ = 0;
+  runner_.rings_.add();
+}
+
+void driver::renew()
+{
+  create_ring();
+}
+
+void driver::abandon() noexcept
+{
+  // A read still in flight on the eventfd holds its own reference to the
+  // file, and nothing writes to it any more (the scheduler is going away).
+  ring_.reset();
+  if (wake_fd_ >= 0)
+    ::close(wake_fd_);
+  wake_fd_ = -1;
+}
+
+::io_uring_sqe* driver::get_sqe()
+{
+  ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get());
+  if (sqe == nullptr)
+  {
+    // The submission queue is full: hand what it holds to the kernel now.
+    submit();
+    sqe = ::io_uring_get_sqe(ring_->get());
+  }
+  return sqe;
+}
+
+bool driver::prepare_sleep()
+{
+  if (!wake_armed_)
+  {
+    // With no SQE free even after a flush, the sleep is bounded instead.
+    if (::io_uring_sqe* sqe = get_sqe())
+    {
+      ::io_uring_prep_read(sqe, wake_fd_, &wake_buffer_, sizeof(wake_buffer_), 0);
+      ::io_uring_sqe_set_data64(sqe, wake_tag);
+      wake_armed_ = true;
+    }
+  }
+  return wake_armed_;
+}
+
+void driver::start(io_operation* op)
+{
+  op->runner_ = &runner_;
+  if (!backlog_.empty())
+  {
+    backlog_.push(op);
+    return;
+  }
+  if (::io_uring_sqe* sqe = get_sqe())
+    prepare_sqe(op, sqe);
+  else
+    backlog_.push(op);
+}
+
+void driver::prepare_sqe(io_operation* op, ::io_uring_sqe* sqe)
+{
+  // user_data first: a multishot operation's prepare tags it.
+  ::io_uring_sqe_set_data(sqe, op);
+  fill_sqe(op, sqe);
+  ++in_flight_;
+  if (sqe->user_data & multishot_operation::tag)
+  {
+    ++multishot_in_flight_;
+    auto* m = static_cast<multishot_operation*>(op);
+    if (m->lasting_)
+    {
+      // In the ring until its last CQE (reap unlinks it).
+      m->retire_cancelled_ = false;
+      m->armed_prev_ = nullptr;
+      m->armed_next_ = armed_;
+      if (armed_)
+        armed_->armed_prev_ = m;
+      armed_ = m;
+    }
+  }
+}
+
+void driver::start_internal(io_operation* op)
+{
+  op->runner_ = &runner_;
+  ::io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr)
+  {
+    internal_backlog_.push(op);
+    return;
+  }
+  fill_sqe(op, sqe);
+  ::io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(op) | internal_bit);
+  ++in_flight_;
+}
+
+void driver::cancel_internal(io_operation* op) noexcept
+{
+  ::io_uring* ring = ring_->get();
+  const std::uint64_t data = reinterpret_cast<std::uintptr_t>(op) | internal_bit;
+  ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
+  if (sqe == nullptr)
+  {
+    ::io_uring_submit(ring);
+    sqe = ::io_uring_get_sqe(ring);
+    if (sqe == nullptr)
+      return;
+  }
+  ::io_uring_prep_cancel64(sqe, data, 0);
+  ::io_uring_sqe_set_data64(sqe, ignore_tag);
+  // Wait until the step's completion is in the CQ (left there for the
+  // runner's retirement to reap: nothing is consumed here).
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  for (;;)
+  {
+    __kernel_timespec ts{0, 10'000'000};
+    ::io_uring_cqe* cqe = nullptr;
+    ::io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nullptr);
+    runner_.kernel_entries_.add();
+    unsigned head;
+    bool posted = false;
+    io_uring_for_each_cqe(ring, head, cqe)
+    {
+      if (cqe->user_data == data)
+        posted = true;
+    }
+    if (posted || std::chrono::steady_clock::now() >= give_up)
+      return;
+  }
+}
+
+void driver::flush_backlog()
+{
+  while (!internal_backlog_.empty())
+  {
+    ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get());
+    if (sqe == nullptr)
+      return;
+    auto* op = static_cast<io_operation*>(internal_backlog_.pop());
+    fill_sqe(op, sqe);
+    ::io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(op) | internal_bit);
+    ++in_flight_;
+  }
+  while (!backlog_.empty())
+  {
+    ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get());
+    if (sqe == nullptr)
+    {
+      if (!submit())
+        return;
+      sqe = ::io_uring_get_sqe(ring_->get());
+      if (sqe == nullptr)
+        return;
+    }
+    prepare_sqe(static_cast<io_operation*>(backlog_.pop()), sqe);
+  }
+}
+
+bool driver::submit()
+{
+  for (;;)
+  {
+    int n = ::io_uring_submit(ring_->get());
+    runner_.kernel_entries_.add();
+    if (n >= 0)
+    {
+      runner_.submissions_.add(static_cast<std::uint64_t>(n));
+      return true;
+    }
+    if (n == -EINTR)
+      continue;
+    if (n == -EBUSY || n == -EAGAIN)
+    {
+      // The kernel holds overflowed completions or is short of memory; the
+      // SQEs stay queued and go with the next enter, after a harvest.
+      return false;
+    }
+    throw_errno(-n, "io_uring_submit");
+  }
+}
+
+void driver::get_events()
+{
+  int r = ::io_uring_get_events(ring_->get());
+  runner_.kernel_entries_.add();
+  if (r < 0 && r != -EINTR && r != -EBUSY && r != -EAGAIN)
+    throw_errno(-r, "io_uring_get_events");
+}
+
+std::size_t driver::reap(op_queue& out)
+{
+  ::io_uring* ring = ring_->get();
+  unsigned head;
+  ::io_uring_cqe* cqe;
+  unsigned n = 0;
+  io_uring_for_each_cqe(ring, head, cqe)
+  {
+    ++n;
+    std::uint64_t data = cqe->user_data;
+    if (data == wake_tag)
+    {
+      wake_armed_ = false;
+      runner_.wakeups_.add();
+      continue;
+    }
+    if (data == ignore_tag)
+      continue;
+    if (data & internal_bit)
+    {
+      auto* op = reinterpret_cast<io_operation*>(data & ~internal_bit);
+      op->result_ = cqe->res;
+      op->result_flags_ = 0;
+      --in_flight_;
+      runner_.internal_ready_.push(op);
+      continue;
+    }
+    if (data & multishot_operation::tag)
+    {
+      // Handled here, once per CQE (multishot_operation.hpp).
+      auto* m = reinterpret_cast<multishot_operation*>(data & ~multishot_operation::tag);
+      if (!(cqe->flags & IORING_CQE_F_MORE))
+      {
+        // Its last CQE: out of the ring (before on_cqe, which may arm it again).
+        --in_flight_;
+        --multishot_in_flight_;
+        if (m->lasting_)
+        {
+          if (m->armed_prev_)
+            m->armed_prev_->armed_next_ = m->armed_next_;
+          else
+            armed_ = m->armed_next_;
+          if (m->armed_next_)
+            m->armed_next_->armed_prev_ = m->armed_prev_;
+          m->armed_prev_ = m->armed_next_ = nullptr;
+        }
+      }
+      m->on_cqe(runner_, cqe->res, cqe->flags, out);
+      continue;
+    }
+    auto* op = reinterpret_cast<io_operation*>(data);
+    op->result_ = cqe->res;
+    op->result_flags_ = (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY)
+      ? io_operation::flag_socket_nonempty : 0u;
+    if (cqe->flags & IORING_CQE_F_BUFFER)
+      op->buffer_id_ = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+    --in_flight_;
+    out.push(op);
+  }
+  if (n)
+  {
+    ::io_uring_cq_advance(ring, n);
+    runner_.completions_.add(n);
+    runner_.batches_.add();
+    runner_.max_batch_.raise_to(n);
+  }
+  return n;
+}
+
+bool driver::retire(op_queue& out) noexcept
+{
+  if (multishot_in_flight_ == 0)
+    return true;
+  runner_.retiring_ = true;
+  ::io_uring* ring = ring_->get();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::nanoseconds(retire_limit_ns);
+  for (;;)
+  {
+    // Cancel what is armed and not cancelled yet: each request once (CQE
+    // handlers start nothing on a retiring ring, multishot_operation.hpp).
+    // The cancels' own CQEs carry ignore_tag.
+    for (multishot_operation* m = armed_; m; m = m->armed_next_)
+    {
+      if (m->retire_cancelled_)
+        continue;
+      ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
+      if (sqe == nullptr)
+      {
+        ::io_uring_submit(ring);
+        sqe = ::io_uring_get_sqe(ring);
+        if (sqe == nullptr)
+          break; // the next pass tries again
+      }
+      ::io_uring_prep_cancel64(sqe, multishot_operation::user_data(m), 0);
+      ::io_uring_sqe_set_data64(sqe, ignore_tag);
+      m->retire_cancelled_ = true;
+    }
+    if (multishot_in_flight_ == 0 || std::chrono::steady_clock::now() >= give_up)
+      break;
+    // Submits the cancels, runs the ring's task work (DEFER_TASKRUN) and
+    // waits for a completion; errors (EINTR, EBUSY) only mean another pass.
+    __kernel_timespec ts{0, 10'000'000};
+    ::io_uring_cqe* cqe = nullptr;
+    ::io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nullptr);
+    runner_.kernel_entries_.add();
+    reap(out);
+  }
+  // Cancels prepared but not yet submitted (the deadline passed) go now.
+  if (ring_->sq_pending() != 0)
+    ::io_uring_submit(ring);
+  runner_.retiring_ = false;
+  return multishot_in_flight_ == 0;
+}
+
+void driver::shutdown_on_owner() noexcept
+{
+  if (!ring_ || in_flight_ == 0)
+    return;
+  // Ask the kernel to cancel everything still in flight
+  // (IORING_ASYNC_CANCEL_ANY, linux 5.19), then wait a bounded time for the
+  // completions, destroying each operation as it comes back.
+  if (::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get()))
+  {
+    ::io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    ::io_uring_sqe_set_data64(sqe, ignore_tag);
+  }
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  op_queue reaped;
+  while (in_flight_ != 0 && std::chrono::steady_clock::now() < give_up)
+  {
+    try
+    {
+      sleep(10'000'000);
+    }
+    catch (...)
+    {
+      break;
+    }
+    reap(reaped);
+    reaped.clear();
+  }
+}
+
+void driver::sleep(std::int64_t timeout_ns)
+{
+  ::io_uring_cqe* cqe = nullptr;
+  __kernel_timespec ts;
+  __kernel_timespec* tsp = nullptr;
+  if (timeout_ns != scheduler::no_deadline)
+  {
+    ts.tv_sec = timeout_ns / 1'000'000'000;
+    ts.tv_nsec = timeout_ns % 1'000'000'000;
+    tsp = &ts;
+  }
+  unsigned pending = ring_->sq_pending();
+  runner_.sleeps_.add();
+  int r = ::io_uring_submit_and_wait_timeout(ring_->get(), &cqe, 1, tsp, nullptr);
+  runner_.kernel_entries_.add();
+  if (r >= 0 || r == -ETIME)
+    runner_.submissions_.add(pending);
+  if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN)
+    throw_errno(-r, "io_uring_submit_and_wait_timeout");
+}
+
+void driver::wake() noexcept
+{
+  std::uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof(one));
+}
+
+} // namespace uring
+} // namespace detail
+} // namespace zokio

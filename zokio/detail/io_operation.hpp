@@ -1,0 +1,134 @@
+// zokio/detail/io_operation.hpp: an operation carried out by the kernel,
+// described in terms that every backend understands.
+//
+// An I/O operation says *what* to do in an io_request (receive into these
+// buffers, accept on this descriptor, wait for readability...), and the
+// driver of the thread that starts it decides *how*: the io_uring driver
+// turns the request into one SQE and reads the result from its CQE; the
+// readiness drivers (epoll, kqueue) make the system call the request names
+// and, when it would block, wait for the descriptor to become ready and make
+// it again. Operations therefore carry no backend code and public headers
+// need no kernel-interface header. (Asio's reactor operations carry a perform
+// function for the same reason; here the perform step is the driver's, one
+// switch on the request's kind, since the requests are few and fixed.)
+//
+// Lifetime: from its start until its completion has been reaped, the kernel
+// (io_uring) or the driver (readiness) may write into the operation or into
+// the buffers it names, so nothing frees it before then: cancelling only
+// asks for an early completion (with -ECANCELED). The driver of the runner
+// that started it is the only one that touches it meanwhile, on that
+// runner's thread.
+#ifndef ZOKIO_DETAIL_IO_OPERATION_HPP
+#define ZOKIO_DETAIL_IO_OPERATION_HPP
+
+#include <zokio/detail/operation.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+// The io_uring driver's submission entry, named (never defined) here for the
+// few operations that only exist on io_uring (multishot requests): they
+// prepare their own SQE, in library sources.
+struct io_uring_sqe;
+
+namespace zokio {
+namespace detail {
+
+class runner;
+
+// What an operation asks of the kernel. Filled by the operation before it is
+// started; read by the driver, on the starting runner's thread.
+struct io_request
+{
+  enum kind_type : std::uint8_t
+  {
+    nop,         // completes at once with 0
+    recv,        // recv(fd, data, size, flags)
+    recvmsg,     // recvmsg(fd, (msghdr*) data, flags)
+    send,        // send(fd, data, size, flags)
+    sendmsg,     // sendmsg(fd, (msghdr*) data, flags)
+    accept,      // accept4(fd, (sockaddr*) data, (socklen_t*) extra), close-on-exec
+    connect,     // connect(fd, (sockaddr*) data, size)
+    poll,        // readiness of fd for flags (POLLIN, POLLOUT, POLLPRI...)
+    recv_pooled, // recv into a buffer of the provided_buffer_pool at data
+    cancel,      // cancel the operation at data (an io_operation* of this runner)
+    custom,      // io_uring only: the operation prepares its own SQE (prepare_)
+  };
+
+  kind_type kind = nop;
+
+  // Hints, each only a hint: poll_first: the last receive emptied the
+  // socket, so the kernel may wait for data before trying (io_uring's
+  // IORING_RECVSEND_POLL_FIRST; readiness drivers still try first).
+  static constexpr std::uint8_t poll_first = 1;
+  std::uint8_t hints = 0;
+
+  // The readiness drivers' per-descriptor registrations tell descriptors
+  // apart by this generation as well as by number, since a number is reused
+  // once closed (socket_state::generation_). 0 for descriptors that stay
+  // open as long as their operations (the Asio bridge's epoll descriptor).
+  std::uint32_t generation = 0;
+
+  int fd = -1;
+  int flags = 0;
+  void* data = nullptr;
+  std::size_t size = 0;
+  void* extra = nullptr;
+};
+
+class io_operation : public operation
+{
+public:
+  // io_uring only (io_request::custom): fills the SQE.
+  using prepare_func = void (*)(io_operation* op, ::io_uring_sqe* sqe);
+
+  // Neutral bits of result_flags_, translated by each driver.
+  static constexpr unsigned flag_socket_nonempty = 1u << 0; // more data was waiting
+  static constexpr std::uint32_t no_buffer_id = 0xffffffffu;
+
+  // What to do (see io_request).
+  io_request req_;
+
+  // The result: bytes transferred, a descriptor, or -errno.
+  int result_ = 0;
+
+  // flag_* bits describing the result.
+  unsigned result_flags_ = 0;
+
+  // recv_pooled: the pool buffer the driver received into (or that the
+  // kernel chose), else no_buffer_id.
+  std::uint32_t buffer_id_ = no_buffer_id;
+
+  // Set on the starting runner's thread before the driver acts on the
+  // request: it was cancelled before the kernel saw it; the driver then
+  // completes it as cancelled without making the request (nop_ tells so).
+  bool cancelled_ = false;
+  bool nop_ = false;
+
+  // recv_pooled: no buffer of the pool was free (the result is -ENOBUFS).
+  bool no_buffer_ = false;
+
+  // An internal step (runner::start_internal): its completion goes to the
+  // runner's internal list, not to the ready queue. Readiness drivers only.
+  bool internal_ = false;
+
+  // The runner whose driver holds the operation (set by runner::start).
+  runner* runner_ = nullptr;
+
+  // io_request::custom only.
+  prepare_func prepare_ = nullptr;
+
+protected:
+  explicit io_operation(func_type complete) noexcept : operation(complete) {}
+
+  io_operation(func_type complete, prepare_func prepare) noexcept
+    : operation(complete), prepare_(prepare)
+  {
+    req_.kind = io_request::custom;
+  }
+};
+
+} // namespace detail
+} // namespace zokio
+
+#endif // ZOKIO_DETAIL_IO_OPERATION_HPP

@@ -79,6 +79,10 @@ int main(int argc, char* argv[])
     context = &ctx;
     tcp::acceptor acceptor(ctx, tcp::endpoint(tcp::v4(), port));
     std::printf("listening on %u\n", acceptor.local_endpoint().port());
+    // Which kernel interface runs the server, and why (io_uring, or epoll
+    // where io_uring is refused: zokio/backend.hpp).
+    std::printf("backend %s: %s\n", zokio::to_string(ctx.backend()),
+        zokio::current_backend().reason.c_str());
     std::fflush(stdout);
 
     asio::co_spawn(ctx, listen(acceptor), asio::detached);

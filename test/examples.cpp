@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <support/process.hpp>
+#include <support/seccomp.hpp>
 
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
@@ -50,6 +51,52 @@ BOOST_AUTO_TEST_CASE(echo_server_and_client)
     BOOST_TEST(client.wait() == 0);
   }
   BOOST_TEST(server.wait() == 0);
+}
+
+// The same server and client where io_uring is refused by a seccomp filter
+// (Docker's and containerd's default profiles answer EPERM): a child process
+// installs the filter, which the programs it starts inherit; both must run on
+// epoll, and the client checks every byte it gets back.
+BOOST_AUTO_TEST_CASE(echo_server_and_client_with_io_uring_refused)
+{
+  pid_t pid = ::fork();
+  BOOST_TEST_REQUIRE(pid >= 0);
+  if (pid == 0)
+  {
+    int code = 0;
+    try
+    {
+      ::unsetenv("ZOKIO_BACKEND");
+      if (!zokio_test::refuse_io_uring(EPERM))
+        ::_exit(10);
+      child server({program("echo_server"), "0", "2", "20"});
+      unsigned short port = zokio_test::port_from(server.read_line());
+      std::string backend = server.read_line();
+      if (port == 0)
+        code = 11;
+      else if (backend.rfind("backend epoll: io_uring refused", 0) != 0)
+        code = 12;
+      else
+      {
+        child client({program("echo_client"), "127.0.0.1", std::to_string(port), "20", "50", "4096"});
+        std::string summary = client.read_line();
+        if (client.wait() != 0 || summary.find(" 0 failed") == std::string::npos)
+          code = 13;
+        else if (server.wait() != 0)
+          code = 14;
+      }
+    }
+    catch (...)
+    {
+      code = 15;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 0,
+      "exit " << WEXITSTATUS(status) << " (11: no port, 12: not on epoll, 13: client failed, 14: server failed)");
 }
 
 BOOST_AUTO_TEST_CASE(chat_server_delivers_to_the_others)

@@ -115,6 +115,14 @@ backend_choice choose()
 }
 
 } // namespace
+
+void forget_backend_choice() noexcept
+{
+  std::lock_guard<std::mutex> lock(choice_mutex);
+  choice.reset();
+  chosen_backend.store(-1, std::memory_order_relaxed);
+}
+
 } // namespace detail
 
 const char* to_string(backend b) noexcept

@@ -31,6 +31,11 @@ inline bool backend_is_readiness() noexcept
   return b > 0 && static_cast<backend>(b) != backend::io_uring;
 }
 
+// Tests only: forgets the choice, so that the next context chooses again (a
+// forked test child that has just installed a seccomp filter). Call with no
+// context alive in the calling process.
+void forget_backend_choice() noexcept;
+
 } // namespace detail
 } // namespace zokio
 

@@ -116,6 +116,16 @@ void socket_service::reclaim(socket_state* st) noexcept
   free_ = st;
 }
 
+int socket_service::make_non_blocking(socket_state& st) noexcept
+{
+  if (st.flags_ & (socket_ops::user_set_non_blocking | socket_ops::internal_non_blocking))
+    return 0;
+  boost::system::error_code ec;
+  if (socket_ops::set_internal_non_blocking(st.fd_, st.flags_, true, ec))
+    return 0;
+  return ec.value() ? ec.value() : EBADF;
+}
+
 socket_state* socket_service::open(int family, int type, int protocol,
     boost::system::error_code& ec)
 {

@@ -1,25 +1,26 @@
 // Tests of the ring core: setup with fallback, a full submission queue, an
 // overflowing completion queue, and io_uring refused by the kernel.
+#include <detail/backend_select.hpp>
 #include <detail/uring/driver.hpp>
 
 #define BOOST_TEST_MODULE detail_uring_ring
 #include <boost/test/unit_test.hpp>
 
+#include <support/net.hpp>
 #include <support/run.hpp>
+#include <support/seccomp.hpp>
 
 #include <zokio/detail/nop_op.hpp>
 #include <zokio/io_context.hpp>
+#include <zokio/ip/tcp.hpp>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 
 #include <cstdlib>
 #include <cstring>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <stddef.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
+#include <string>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -118,33 +119,53 @@ BOOST_AUTO_TEST_CASE(io_wq_workers_are_bounded)
   BOOST_TEST(limits[1] <= 1024u);
 }
 
-// In a child process, makes io_uring_setup fail with err (as a container's
-// seccomp profile does), constructs a context, and reports through the exit
-// status: 0 if it threw system_error with err and a message naming the call.
-static int child_with_io_uring_refused(int err)
+// In a child process, refuses io_uring_setup with err (as a container's
+// seccomp profile does) and constructs a context. Reports through the exit
+// status: 0 if the context ran on epoll, said why, and echoed every byte of a
+// TCP exchange (forced == false); or, with ZOKIO_BACKEND=io_uring
+// (forced == true), if the constructor threw system_error with
+// zokio::error::io_uring_unavailable and a message naming the refused call.
+static int child_with_io_uring_refused(int err, bool forced)
 {
   pid_t pid = ::fork();
   if (pid == 0)
   {
-    struct sock_filter filter[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (static_cast<unsigned>(err) & SECCOMP_RET_DATA)),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = {static_cast<unsigned short>(sizeof(filter) / sizeof(filter[0])), filter};
-    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-        || ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+    if (forced)
+      ::setenv("ZOKIO_BACKEND", "io_uring", 1);
+    else
+      ::unsetenv("ZOKIO_BACKEND");
+    if (!zokio_test::refuse_io_uring(err))
       ::_exit(10);
+    // The parent chose io_uring already; this process must choose anew.
+    zokio::detail::forget_backend_choice();
     try
     {
       zokio::io_context ctx;
-      ::_exit(1); // should have thrown
+      if (forced)
+        ::_exit(1); // should have thrown
+      if (ctx.backend() != zokio::backend::epoll
+          || ctx.statistics().backend != zokio::backend::epoll)
+        ::_exit(4);
+      const std::string why = zokio::current_backend().reason;
+      if (why.find("io_uring refused") == std::string::npos
+          || why.find(std::strerror(err)) == std::string::npos)
+        ::_exit(5);
+      // Every byte of 1 MiB through a loopback connection.
+      auto [a, b] = zokio_test::connected_pair(ctx);
+      std::string out(1 << 20, '\0'), in(out.size(), '\0');
+      for (std::size_t i = 0; i < out.size(); ++i)
+        out[i] = static_cast<char>('a' + (i * 7 + i / 4093) % 26);
+      error_code write_ec, read_ec;
+      asio::async_write(a, asio::buffer(out), [&](error_code ec, std::size_t) { write_ec = ec; });
+      asio::async_read(b, asio::buffer(in), [&](error_code ec, std::size_t) { read_ec = ec; });
+      zokio_test::run_bounded(ctx);
+      ::_exit(!write_ec && !read_ec && in == out ? 0 : 6);
     }
     catch (const boost::system::system_error& e)
     {
-      bool named = std::strstr(e.what(), "io_uring_queue_init_params") != nullptr;
-      ::_exit(e.code().value() == err && named ? 0 : 2);
+      bool named = std::strstr(e.what(), "io_uring_queue_init_params") != nullptr
+          && std::strstr(e.what(), "ZOKIO_BACKEND=io_uring") != nullptr;
+      ::_exit(forced && e.code() == zokio::error::io_uring_unavailable && named ? 0 : 2);
     }
     catch (...)
     {
@@ -156,9 +177,16 @@ static int child_with_io_uring_refused(int err)
   return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
 }
 
-BOOST_AUTO_TEST_CASE(io_uring_refused_gives_a_clear_exception)
+BOOST_AUTO_TEST_CASE(io_uring_refused_falls_back_to_epoll)
 {
-  BOOST_TEST(child_with_io_uring_refused(EPERM) == 0);
-  BOOST_TEST(child_with_io_uring_refused(ENOSYS) == 0);
-  BOOST_TEST(child_with_io_uring_refused(ENOMEM) == 0);
+  // EPERM: kernel.io_uring_disabled, Docker's and containerd's seccomp
+  // profiles; ENOSYS: no io_uring, gVisor; ENOMEM: RLIMIT_MEMLOCK too low.
+  for (int err : {EPERM, ENOSYS, ENOMEM, EINVAL})
+    BOOST_TEST(child_with_io_uring_refused(err, false) == 0, "errno " << err);
+}
+
+BOOST_AUTO_TEST_CASE(io_uring_forced_but_refused_gives_a_clear_exception)
+{
+  for (int err : {EPERM, ENOSYS, ENOMEM})
+    BOOST_TEST(child_with_io_uring_refused(err, true) == 0, "errno " << err);
 }

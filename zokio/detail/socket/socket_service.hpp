@@ -257,6 +257,9 @@ private:
   void start(socket_op* o, socket_state* st, Slot& slot)
   {
     o->attach(st);
+    if (scheduler_.backend() != zokio::backend::io_uring)
+      if (int err = make_non_blocking(*st))
+        return o->complete_now(scheduler_, -err);
     if (slot.is_connected())
       o->cancellation_key_ = &slot.template emplace<socket_op_cancellation>(st);
     o->start(scheduler_);
@@ -270,7 +273,8 @@ private:
   template <typename Slot>
   void start_accept(socket_op* o, socket_state* st, Slot& slot)
   {
-    if (!accept_engine::enabled())
+    // (io_uring only: the engine is a multishot request.)
+    if (scheduler_.backend() != zokio::backend::io_uring || !accept_engine::enabled())
       return start(o, st, slot);
     o->attach(st);
     if (slot.is_connected())
@@ -287,6 +291,13 @@ private:
   }
 
   socket_state* allocate_state();
+
+  // Readiness backends: the descriptor must not block when the driver makes
+  // its system calls. As Asio's reactor does before each asynchronous
+  // operation: sets internal_non_blocking unless a non-blocking mode is set
+  // (a user's non_blocking(false) clears both, so it is set again here).
+  // Returns 0 or the errno of the ioctl. The socket's owner thread.
+  int make_non_blocking(socket_state& st) noexcept;
 
   // Returns a state that never held a socket (assign failed) to the pool;
   // the descriptor stays the caller's.

@@ -8,7 +8,7 @@
 # `ctest -L epoll` runs one backend alone. DEFAULT_ONLY: the suite tests one
 # backend's internals (io_uring's ring and probes) and runs once.
 set(ZOKIO_TEST_BACKENDS epoll)
-if(ZOKIO_LIBKQUEUE OR ZOKIO_LIBKQUEUE_SOURCE)
+if(ZOKIO_LIBKQUEUE)
   list(APPEND ZOKIO_TEST_BACKENDS kqueue)
 endif()
 

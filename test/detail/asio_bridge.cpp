@@ -29,6 +29,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <memory>
@@ -42,6 +43,26 @@ using namespace std::chrono_literals;
 using error_code = boost::system::error_code;
 
 namespace {
+
+// Whether this process's threads and descriptors are zokio's and Asio's
+// alone. Not on the kqueue backend built against libkqueue (Linux), which
+// starts a monitoring thread and keeps descriptors of its own (an epoll, a
+// pipe and eventfds per kqueue, freed asynchronously): the counts are only
+// checked elsewhere.
+bool exact_counts()
+{
+  const char* b = std::getenv("ZOKIO_BACKEND");
+  return !(b && std::string(b) == "kqueue");
+}
+
+#define CHECK_COUNT(...)                                                            \
+  do                                                                                \
+  {                                                                                 \
+    if (exact_counts())                                                             \
+      BOOST_TEST(__VA_ARGS__);                                                      \
+    else                                                                            \
+      BOOST_TEST_MESSAGE("not checked on libkqueue (threads and descriptors of its own): " #__VA_ARGS__); \
+  } while (false)
 
 std::size_t thread_count()
 {
@@ -91,8 +112,8 @@ BOOST_AUTO_TEST_CASE(a_context_without_asio_objects_opens_nothing_for_them)
   asio::post(ctx, [&] { ++ran; });
   BOOST_TEST(ctx.run() == 1u);
   BOOST_TEST(ran == 1);
-  BOOST_TEST(fd_count("eventpoll") == epolls + own_epolls(ctx));
-  BOOST_TEST(fd_count("timerfd") == timerfds);
+  CHECK_COUNT(fd_count("eventpoll") == epolls + own_epolls(ctx));
+  CHECK_COUNT(fd_count("timerfd") == timerfds);
   BOOST_TEST(ctx.statistics().submissions == 0u);
 
   zokio::thread_pool pool(2);
@@ -103,11 +124,11 @@ BOOST_AUTO_TEST_CASE(a_context_without_asio_objects_opens_nothing_for_them)
   // count: drivers are made as the workers start.
   for (int i = 0; i < 1000 && pool.statistics().rings < pool.size() + 1; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  BOOST_TEST(fd_count("eventpoll") == epolls + own_epolls(ctx) + own_epolls(pool));
+  CHECK_COUNT(fd_count("eventpoll") == epolls + own_epolls(ctx) + own_epolls(pool));
 
   // The first Asio object creates Asio's reactor (epoll, eventfd, timerfd).
   asio::steady_timer timer(ctx);
-  BOOST_TEST(fd_count("eventpoll") == epolls + own_epolls(ctx) + own_epolls(pool) + 1);
+  CHECK_COUNT(fd_count("eventpoll") == epolls + own_epolls(ctx) + own_epolls(pool) + 1);
   pool.stop();
   pool.join();
 }
@@ -161,8 +182,8 @@ BOOST_AUTO_TEST_CASE(asio_socket_echo_on_the_run_thread_without_extra_threads)
   BOOST_TEST(handlers == 6);
   BOOST_TEST(off_thread.load() == 0);
   BOOST_TEST((echoed == msg));
-  BOOST_TEST(threads_during == threads_before);
-  BOOST_TEST(thread_count() == threads_before);
+  CHECK_COUNT(threads_during == threads_before);
+  CHECK_COUNT(thread_count() == threads_before);
 }
 
 BOOST_AUTO_TEST_CASE(run_returns_once_asio_work_is_done)
@@ -489,19 +510,19 @@ BOOST_AUTO_TEST_CASE(an_exiting_context_thread_takes_the_poll_out_of_its_ring)
     asio::steady_timer timer(ctx, 1ms);
     error_code result = asio::error::would_block;
     timer.async_wait([&](error_code ec) { result = ec; });
-    BOOST_TEST(fd_count("eventpoll") >= 1u);
+    CHECK_COUNT(fd_count("eventpoll") >= 1u);
     std::thread([&] { ctx.run(); }).join();
     BOOST_TEST(!result);
   }
   BOOST_TEST(zokio::detail::scheduler::retained_runners() == retained);
-  BOOST_TEST(fd_count() == fds);
+  CHECK_COUNT(fd_count() == fds);
 }
 
 BOOST_AUTO_TEST_CASE(asio_objects_on_a_thread_pool)
 {
   const std::size_t threads_before = thread_count();
   zokio::thread_pool pool(2);
-  BOOST_TEST(thread_count() == threads_before + 2);
+  CHECK_COUNT(thread_count() == threads_before + 2);
   asio::ip::tcp::acceptor acceptor(pool, loopback());
   constexpr int conns = 16, rounds = 50;
   std::atomic<int> done{0}, bad{0};
@@ -526,7 +547,7 @@ BOOST_AUTO_TEST_CASE(asio_objects_on_a_thread_pool)
   BOOST_TEST(rf.get());
   // The resolver has a thread of its own (as on asio::io_context); nothing
   // else was added for Asio's objects.
-  BOOST_TEST(thread_count() <= threads_before + 3);
+  CHECK_COUNT(thread_count() <= threads_before + 3);
   pool.stop();
   pool.join();
 }

@@ -12,10 +12,12 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
+#include <string>
 #include <utility>
 
 #include <netinet/in.h>
@@ -139,9 +141,34 @@ struct fd_limit_at_least
 // the one that lists them).
 inline std::size_t open_fds()
 {
+  // On the kqueue backend (libkqueue on Linux), libkqueue keeps descriptors
+  // of its own (a monitoring thread's socket pair, and each kqueue's epoll,
+  // eventfds and pipe, freed asynchronously after the kqueue is closed):
+  // only internet sockets are counted there, which are what the tests open
+  // and zokio must close.
+  const char* b = std::getenv("ZOKIO_BACKEND");
+  const bool inet_only = b && std::string(b) == "kqueue";
   std::size_t n = 0;
-  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
+  for (auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
+  {
+    if (inet_only)
+    {
+      int fd = -1, domain = -1;
+      try
+      {
+        fd = std::stoi(e.path().filename().string());
+      }
+      catch (...)
+      {
+        continue;
+      }
+      ::socklen_t len = sizeof(domain);
+      if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0
+          || (domain != AF_INET && domain != AF_INET6))
+        continue;
+    }
     ++n;
+  }
   return n;
 }
 

@@ -9,6 +9,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <cerrno>
+#include <utility>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -109,7 +110,7 @@ fd_slot* driver<Poller>::slot_for(int fd)
 }
 
 template <typename Poller>
-bool driver<Poller>::perform(io_operation* op, const event* ev) noexcept
+bool driver<Poller>::perform(io_operation* op, const event* ev, fd_slot* slot) noexcept
 {
   io_request& q = op->req_;
   if (op->cancelled_)
@@ -157,9 +158,9 @@ bool driver<Poller>::perform(io_operation* op, const event* ev) noexcept
       }
       else
       {
-        int err = 0;
+        int err = slot ? std::exchange(slot->error, 0) : 0;
         ::socklen_t len = sizeof(err);
-        if (::getsockopt(q.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        if (err == 0 && ::getsockopt(q.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
           err = errno;
         runner_.kernel_entries_.add();
         op->result_ = -err;
@@ -222,7 +223,7 @@ bool driver<Poller>::perform(io_operation* op, const event* ev) noexcept
       pool.give_back(id);
       if (n == 0)
       {
-        op->result_ = 0;
+        op->result_ = (slot && slot->error != 0) ? -std::exchange(slot->error, 0) : 0;
         return true;
       }
       if (err == EINTR)
@@ -238,6 +239,14 @@ bool driver<Poller>::perform(io_operation* op, const event* ev) noexcept
       return true;
     }
     runner_.kernel_entries_.add();
+    if (n == 0 && slot && slot->error != 0
+        && (q.kind == io_request::recv || q.kind == io_request::recvmsg))
+    {
+      // The end of the stream is an error the poller took out of the
+      // socket (a reset): report it, as the socket would have.
+      op->result_ = -std::exchange(slot->error, 0);
+      return true;
+    }
     if (n >= 0)
     {
       op->result_ = static_cast<int>(n);
@@ -289,6 +298,7 @@ void driver<Poller>::wait_or_fail(io_operation* op, direction d)
     }
     s->registered = true;
     s->generation = q.generation;
+    s->error = 0;
   }
   s->ops[d].push(op);
   ++waiting_;
@@ -302,24 +312,29 @@ void driver<Poller>::issue(io_operation* op)
     return cancel(op);
   if (q.kind == io_request::nop || q.kind == io_request::custom)
   {
-    perform(op, nullptr);
+    perform(op, nullptr, nullptr);
     return complete(op);
   }
   const direction d = direction_of(q);
   // Behind an operation already waiting in the same direction: wait too,
   // without trying (order), unless that queue belongs to an older
   // registration of the number.
+  fd_slot* known = nullptr;
   if (q.fd >= 0 && static_cast<std::size_t>(q.fd) < slots_.size())
   {
     fd_slot& s = slots_[static_cast<std::size_t>(q.fd)];
-    if (!s.ops[d].empty() && s.generation == q.generation)
+    if (s.generation == q.generation)
     {
-      s.ops[d].push(op);
-      ++waiting_;
-      return;
+      if (!s.ops[d].empty())
+      {
+        s.ops[d].push(op);
+        ++waiting_;
+        return;
+      }
+      known = &s;
     }
   }
-  if (perform(op, nullptr))
+  if (perform(op, nullptr, known))
     return complete(op);
   wait_or_fail(op, d);
 }
@@ -402,7 +417,7 @@ void driver<Poller>::run_queue(fd_slot& s, direction d, const event& ev) noexcep
   while (operation* front = q.front())
   {
     auto* op = static_cast<io_operation*>(front);
-    if (!perform(op, &ev))
+    if (!perform(op, &ev, &s))
       return;
     q.pop();
     --waiting_;
@@ -436,12 +451,40 @@ void driver<Poller>::wait_and_dispatch(std::int64_t timeout_ns)
     fd_slot& s = slots_[fd];
     if (s.generation != generation)
       continue;  // an older registration of a reused number
+    if (ev.error != 0)
+      s.error = ev.error;
     if (ev.readable)
       run_queue(s, dir_read, ev);
     if (ev.writable)
       run_queue(s, dir_write, ev);
     if (ev.priority || ev.readable)
       run_queue(s, dir_except, ev);
+  }
+  if constexpr (Poller::drops_when_full)
+    if (poller_.last_was_full() && waiting_ != 0)
+      retry_all_waiting();
+}
+
+template <typename Poller>
+void driver<Poller>::retry_all_waiting() noexcept
+{
+  // Every waiting operation tries again, as if its descriptor were ready
+  // (a readiness wait checks with poll()): O(descriptors), only after a full
+  // list from a poller that drops what did not fit.
+  for (fd_slot& s : slots_)
+  {
+    for (op_queue& q : s.ops)
+    {
+      while (operation* front = q.front())
+      {
+        auto* op = static_cast<io_operation*>(front);
+        if (!perform(op, nullptr, &s))
+          break;
+        q.pop();
+        --waiting_;
+        complete(op);
+      }
+    }
   }
 }
 

@@ -64,6 +64,9 @@ struct event
   bool writable;      // also hang-up and errors
   bool priority;      // out-of-band data, hang-up and errors
   unsigned revents;   // POLLIN / POLLOUT / POLLPRI / POLLERR / POLLHUP bits
+  int error;          // a socket error the poller took with the event (kqueue's
+                      // EV_EOF fflags: libkqueue reads SO_ERROR to fill it, which
+                      // clears it), else 0
 };
 
 // The per-descriptor state of one driver.
@@ -72,6 +75,9 @@ struct fd_slot
   op_queue ops[3];                // waiting operations, by direction, oldest first
   std::uint32_t generation = 0;   // of the registration in the poller
   bool registered = false;
+  int error = 0;                  // a socket error an event took out of the
+                                  // socket (event::error), for the next
+                                  // transfer that would report it
 };
 
 } // namespace readiness
@@ -96,6 +102,8 @@ namespace readiness {
 //                                  wake-up sets woke()) or -errno
 //   bool take_woke()               whether a wake-up ended the last waits
 //   void wake()                    any thread
+//   drops_when_full                events that did not fit in a full list
+//                                  are lost (libkqueue)
 template <typename Poller>
 class driver
 {
@@ -154,8 +162,9 @@ public:
 private:
   static direction direction_of(const io_request& q) noexcept;
 
-  // Makes op's system call. True if op is done (result_ set).
-  bool perform(io_operation* op, const event* ev) noexcept;
+  // Makes op's system call. True if op is done (result_ set). slot: op's
+  // descriptor's, if it has one yet.
+  bool perform(io_operation* op, const event* ev, fd_slot* slot) noexcept;
 
   // Gives op a slot queue to wait in (registering its descriptor), or
   // completes it with the registration's error.
@@ -170,6 +179,7 @@ private:
   }
   fd_slot* slot_for(int fd);
   void run_queue(fd_slot& s, direction d, const event& ev) noexcept;
+  void retry_all_waiting() noexcept;
   void wait_and_dispatch(std::int64_t timeout_ns);
 
   runner& runner_;

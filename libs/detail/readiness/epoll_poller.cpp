@@ -159,6 +159,7 @@ int epoll_poller::wait(event* out, int max, std::int64_t timeout_ns,
   }
   if (n < 0)
     return -errno;
+  full_ = n == max;
 
   int k = 0;
   for (int i = 0; i < n; ++i)
@@ -197,6 +198,7 @@ int epoll_poller::wait(event* out, int max, std::int64_t timeout_ns,
     if (e.events & EPOLLHUP)
       rev |= POLLHUP;
     o.revents = rev;
+    o.error = 0;  // still in the socket (SO_ERROR)
   }
   return k;
 }

@@ -25,6 +25,9 @@ struct event;
 class epoll_poller
 {
 public:
+  // Events that do not fit in one wait's list stay for the next.
+  static constexpr bool drops_when_full = false;
+
   explicit epoll_poller(const driver_sizes& sizes);
   ~epoll_poller();
 
@@ -41,7 +44,11 @@ public:
   }
   void wake() noexcept;
 
+  // The last wait filled the caller's list.
+  bool last_was_full() const noexcept { return full_; }
+
 private:
+  bool full_ = false;    // owner thread
   static constexpr std::uint64_t wake_tag = ~std::uint64_t(0);
   static constexpr std::uint64_t timer_tag = ~std::uint64_t(0) - 1;
 

@@ -24,6 +24,17 @@ struct event;
 class kqueue_poller
 {
 public:
+  // libkqueue (Linux) copies out the two filters of one descriptor from one
+  // epoll event, and stops when the caller's list is full: the events it
+  // could not copy are gone (edge-triggered). A full list therefore makes
+  // the driver try every waiting operation again. The kernel's kqueue keeps
+  // what did not fit for the next call.
+#if defined(__linux__)
+  static constexpr bool drops_when_full = true;
+#else
+  static constexpr bool drops_when_full = false;
+#endif
+
   explicit kqueue_poller(const driver_sizes& sizes);
   ~kqueue_poller();
 
@@ -31,6 +42,10 @@ public:
   kqueue_poller& operator=(const kqueue_poller&) = delete;
 
   int add(int fd, std::uint64_t tag) noexcept;
+
+  // Drops fd's notes (both filters), before its socket closes it: libkqueue
+  // keeps a closed descriptor's state otherwise (its BUGS.md). Any thread.
+  void remove(int fd) noexcept;
   int wait(event* out, int max, std::int64_t timeout_ns, std::uint64_t& syscalls) noexcept;
   bool take_woke() noexcept
   {
@@ -40,7 +55,11 @@ public:
   }
   void wake() noexcept;
 
+  // The last wait filled the caller's list.
+  bool last_was_full() const noexcept { return full_; }
+
 private:
+  bool full_ = false;    // owner thread
   static constexpr std::uintptr_t wake_ident = 0x7a6f6b69;  // EVFILT_USER ident
 
   int kq_ = -1;

@@ -424,6 +424,19 @@ void scheduler::wake_all() noexcept
   }
 }
 
+void scheduler::forget_descriptor(int fd) noexcept
+{
+#if defined(ZOKIO_HAS_KQUEUE)
+  // The kqueue of each runner may hold a note for fd; kevent is safe from
+  // any thread (the poller is only read here).
+  for (runner* r = runners_.load(std::memory_order_acquire); r; r = r->next_)
+    if (r->backend() == zokio::backend::kqueue)
+      r->kqueue_driver().poller().remove(fd);
+#else
+  (void)fd;
+#endif
+}
+
 void scheduler::post_class(operation* op, priority_class c)
 {
   outstanding_work_.fetch_add(1, std::memory_order_relaxed);

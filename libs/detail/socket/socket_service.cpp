@@ -103,6 +103,8 @@ void socket_service::reclaim(socket_state* st) noexcept
     st->accept_ = nullptr;
     delete e;
   }
+  if (st->fd_ >= 0)
+    scheduler_.descriptor_closing(st->fd_);
   if (st->close_on_drain_ && st->fd_ >= 0)
   {
     boost::system::error_code ignored;
@@ -218,6 +220,7 @@ void socket_service::close(socket_state*& st, boost::system::error_code& ec,
   if (drained)
   {
     // Nothing in flight: close now, and report what close() says.
+    scheduler_.descriptor_closing(s->fd_);
     if (s->close_on_drain_)
       socket_ops::close(s->fd_, s->flags_, destruction, ec);
     s->close_on_drain_ = false;

@@ -278,6 +278,20 @@ public:
 
   zokio::statistics statistics() const;
 
+  // fd is about to be closed (or released) by its socket, with none of its
+  // operations left in any driver. A poller that does not drop a closed
+  // descriptor by itself (libkqueue) is told here, on every runner; the
+  // kernel's epoll and kqueue need nothing. Any thread.
+  void descriptor_closing(int fd) noexcept
+  {
+#if defined(__linux__)
+    if (backend_ == zokio::backend::kqueue)
+      forget_descriptor(fd);
+#else
+    (void)fd;
+#endif
+  }
+
   // Called by a thread that leaves this scheduler for good, outside every
   // run function of it (see "Leaving for good" above): empties its runner's
   // driver of lasting multishot requests. Operations completed meanwhile are
@@ -459,6 +473,7 @@ private:
 
   void wake_one() noexcept;
   void wake_all() noexcept;
+  void forget_descriptor(int fd) noexcept;
 
   friend class runner;
 

@@ -19,7 +19,8 @@ import shutil
 import subprocess
 import sys
 
-RUNTIMES = ["zokio", "asio_epoll", "asio_uring", "liburing_raw", "tokio", "go", "node"]
+RUNTIMES = ["zokio", "zokio_epoll", "zokio_kqueue", "asio_epoll", "asio_uring", "liburing_raw",
+            "tokio", "go", "node"]
 PEERS = ["asio_epoll", "asio_uring", "tokio", "go", "node"]
 
 GROUP_TITLES = {
@@ -49,7 +50,7 @@ GROUP_TITLES = {
 
 
 # One colour per runtime in every chart; zokio stands out.
-COLORS = {"zokio": "#d62728", "asio_epoll": "#1f77b4", "asio_uring": "#17becf",
+COLORS = {"zokio": "#d62728", "zokio_epoll": "#e377c2", "zokio_kqueue": "#8c564b", "asio_epoll": "#1f77b4", "asio_uring": "#17becf",
           "liburing_raw": "#7f7f7f", "tokio": "#ff7f0e", "go": "#2ca02c", "node": "#9467bd"}
 
 
@@ -131,7 +132,8 @@ def markdown(doc):
         out.append(f"**Warning: {len(doc['noisy_runs'])} run(s) started while other work kept "
                    "the CPUs busy (waited up to 1 s for them to become idle; measured processes run at nice -20); their figures "
                    "are unreliable. See \"Noisy runs\" below.**\n")
-    head = ["scenario", "unit"] + cols + ["zokio vs best peer", "vs asio_epoll", "vs liburing_raw"]
+    head = ["scenario", "unit"] + cols + ["zokio vs best peer", "vs asio_epoll", "vs liburing_raw",
+                                          "zokio_epoll vs asio_epoll", "zokio vs zokio_epoll"]
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|")
     for row in doc["rows"]:
@@ -150,6 +152,11 @@ def markdown(doc):
         for other in (bp, "asio_epoll", "liburing_raw"):
             f = speedup(row, "zokio", other) if other else None
             cells.append(f"{f:.2f}×" + (f" ({other})" if other == bp else "") if f else "–")
+        # The backends issue's targets: zokio on epoll level with Asio's epoll
+        # reactor, and the default backend no slower than zokio's epoll.
+        for a, b in (("zokio_epoll", "asio_epoll"), ("zokio", "zokio_epoll")):
+            f = speedup(row, a, b)
+            cells.append(f"{f:.2f}×" if f else "–")
         out.append("| " + " | ".join(cells) + " |")
     out.append("\nBold: the best peer on the row. Echo throughput cells are marked with the "
                "side that limited the rate (CPU >= 80 % of its core during the window): "

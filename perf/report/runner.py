@@ -38,7 +38,25 @@ TOP = os.path.dirname(PERF)
 sys.path.insert(0, HERE)
 import report  # noqa: E402
 
-RUNTIMES = ["zokio", "asio_epoll", "asio_uring", "liburing_raw", "tokio", "go", "node"]
+RUNTIMES = ["zokio", "zokio_epoll", "zokio_kqueue", "asio_epoll", "asio_uring", "liburing_raw",
+            "tokio", "go", "node"]
+
+# zokio's own programs on a backend forced with ZOKIO_BACKEND (zokio/backend.hpp):
+# the "zokio" column runs the process's default (io_uring where the kernel
+# allows it). kqueue is libkqueue on Linux (a correctness and cost figure, not
+# a BSD/macOS speed), measured only when perf/run built the programs against
+# it (ZOKIO_PERF_KQUEUE=1).
+BACKEND_COLUMNS = {"zokio_epoll": "epoll", "zokio_kqueue": "kqueue"}
+
+
+def with_backends(runtimes):
+    """runtimes, with zokio's backend columns right after "zokio"."""
+    out = []
+    for rt in runtimes:
+        out.append(rt)
+        if rt == "zokio":
+            out.extend(BACKEND_COLUMNS)
+    return tuple(out)
 SERVER_CORE = "0"
 LOAD_CORE = "1"
 BOTH_CORES = "0,1"
@@ -197,8 +215,27 @@ class Paths:
         self.cargo = os.path.join(build, "cargo", cargo_profile)
         self.go = os.path.join(build, "go")
 
+    @staticmethod
+    def backend_prefix(rt):
+        """For a zokio backend column: the prefix that forces its backend, or
+        None if it was not built; [] for any other column."""
+        b = BACKEND_COLUMNS.get(rt)
+        if b is None:
+            return []
+        if b == "kqueue" and os.environ.get("ZOKIO_PERF_KQUEUE") != "1":
+            return None
+        return ["env", f"ZOKIO_BACKEND={b}"]
+
+    def _variant(self, rt, find):
+        """find("zokio") with the backend column's prefix, for rt a backend column."""
+        prefix = self.backend_prefix(rt)
+        base = find("zokio")
+        return prefix + base if prefix is not None and base else None
+
     def bench(self, rt):
         """Command prefix of the post/timer program for rt, or None if not built."""
+        if rt in BACKEND_COLUMNS:
+            return self._variant(rt, self.bench)
         if rt in ("zokio", "asio_epoll", "asio_uring"):
             p = os.path.join(self.bin, f"perf_bench_{rt}")
         elif rt == "tokio":
@@ -211,6 +248,8 @@ class Paths:
 
     def echo(self, rt):
         """Command prefix of the echo server for rt, or None if not built."""
+        if rt in BACKEND_COLUMNS:
+            return self._variant(rt, self.echo)
         if rt in ("zokio", "asio_epoll", "asio_uring", "liburing_raw", "zokio_asio"):
             p = os.path.join(self.bin, f"perf_echo_server_{rt}")
             return [p] if os.access(p, os.X_OK) else None
@@ -228,6 +267,8 @@ class Paths:
 
     def http(self, rt):
         """Command prefix of the Beast HTTP server for rt, or None if not built."""
+        if rt in BACKEND_COLUMNS:
+            return self._variant(rt, self.http)
         if rt in ("zokio", "asio_epoll", "asio_uring"):
             p = os.path.join(self.bin, f"perf_http_server_{rt}")
             return [p] if os.access(p, os.X_OK) else None
@@ -268,7 +309,7 @@ class BenchExperiment(Experiment):
 
     def __init__(self, scenario, name, args, rows, threads=1, timeout=120,
                  runtimes=("zokio", "asio_epoll", "asio_uring", "tokio"), cores=None):
-        super().__init__(scenario, name, list(runtimes), rows, timeout)
+        super().__init__(scenario, name, list(with_backends(runtimes)), rows, timeout)
         self.args = args
         self.threads = threads
         self.cores = cores or (SERVER_CORE if threads == 1 else BOTH_CORES)
@@ -290,10 +331,14 @@ class EchoExperiment(Experiment):
 
     def __init__(self, name, conns, size, inflight, duration, warmup, rows,
                  runtimes=ECHO_RUNTIMES, syscalls=False, scenario="echo_tcp",
-                 server_args=None, server_cores=SERVER_CORE, programs=None):
-        super().__init__(scenario, name, list(runtimes), rows, timeout=duration + warmup + 60)
+                 server_args=None, server_cores=SERVER_CORE, programs=None, backends=None):
         # programs: runtime column -> echo program measured in it, when not the
-        # runtime's own (the zokio column of the "Asio sockets" rows).
+        # runtime's own (the zokio column of the "Asio sockets" rows); those
+        # rows measure the default backend only. backends: whether zokio's
+        # backend columns are measured too (default: unless programs is given).
+        if backends if backends is not None else not programs:
+            runtimes = with_backends(runtimes)
+        super().__init__(scenario, name, list(runtimes), rows, timeout=duration + warmup + 60)
         self.programs = programs or {}
         self.conns, self.size, self.inflight = conns, size, inflight
         self.duration, self.warmup = duration, warmup
@@ -358,8 +403,10 @@ class ChurnExperiment(EchoExperiment):
     with an RST) against an echo server on core 0, the generator on core 1."""
 
     def __init__(self, name, churn, duration, warmup, rows, runtimes=ECHO_RUNTIMES, env=None):
+        # With an environment of its own (zokio's accept mode), the default
+        # backend only.
         super().__init__(name, churn, 16, 1, duration, warmup, rows, runtimes=runtimes,
-                         scenario="accept_churn")
+                         scenario="accept_churn", backends=not env)
         self.churn = churn
         self.env = env  # extra environment of the server (zokio's accept mode)
 
@@ -393,7 +440,8 @@ class HttpExperiment(Experiment):
     """A Beast HTTP "hello" server on core 0 under wrk (keep-alive) on core 1."""
 
     def __init__(self, conns, duration, rows, runtimes=("zokio", "asio_epoll", "asio_uring")):
-        super().__init__("http_hello", "http_hello", list(runtimes), rows, timeout=duration + 60)
+        super().__init__("http_hello", "http_hello", list(with_backends(runtimes)), rows,
+                         timeout=duration + 60)
         self.conns, self.duration = conns, duration
 
     def available(self, paths, rt):
@@ -433,7 +481,7 @@ class IdleMemoryExperiment(Experiment):
     """RSS of an echo server before and after N idle connections."""
 
     def __init__(self, conns, rows, runtimes=ECHO_RUNTIMES, name="idle_memory", server_args=()):
-        super().__init__("idle_memory", name, list(runtimes), rows, timeout=120)
+        super().__init__("idle_memory", name, list(with_backends(runtimes)), rows, timeout=120)
         self.conns = conns
         self.server_args = list(server_args)
 

@@ -28,11 +28,6 @@ namespace {
       boost::system::error_code(err, boost::asio::error::get_system_category()), what);
 }
 
-// Whether epoll_pwait2 (linux 5.11) works: 1 yes, 0 no, -1 not tried yet.
-// Process-wide; relaxed: every value read is safe (a thread that reads -1
-// tries, and may find ENOSYS itself).
-std::atomic<int> have_pwait2{-1};
-
 } // namespace
 
 epoll_poller::epoll_poller(const driver_sizes& sizes)
@@ -96,67 +91,59 @@ int epoll_poller::wait(event* out, int max, std::int64_t timeout_ns,
 {
   if (max > raw_size_)
     max = raw_size_;
-  int n;
-  if (timeout_ns == 0 || timeout_ns == scheduler::no_deadline)
+  int ms = timeout_ns == 0 ? 0 : -1;
+  if (timeout_ns != 0 && timeout_ns != scheduler::no_deadline)
   {
-    n = ::epoll_wait(epfd_, raw_.get(), max, timeout_ns == 0 ? 0 : -1);
-    ++syscalls;
-  }
-  else
-  {
-    n = -1;
-    errno = ENOSYS;
-    if (have_pwait2.load(std::memory_order_relaxed) != 0)
+    // A timeout is a timerfd in the set, armed at the absolute deadline:
+    // epoll_wait's own timeout is in milliseconds, and epoll_pwait2's (and
+    // any poll-family timeout) is stretched by the thread's timer slack
+    // (50 us by default), where a timerfd fires on time, as Asio's reactor's
+    // does. The timerfd is re-armed only when the deadline moves earlier or
+    // has passed: a later deadline (a timer cancelled) at worst wakes the
+    // thread once early, and it sleeps again.
+    ::timespec now;
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    const std::int64_t deadline =
+        std::int64_t(now.tv_sec) * 1'000'000'000 + now.tv_nsec + timeout_ns;
+    const std::int64_t now_ns = std::int64_t(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+    if (timer_fd_ < 0)
     {
-      ::timespec ts{static_cast<std::time_t>(timeout_ns / 1'000'000'000),
-          static_cast<long>(timeout_ns % 1'000'000'000)};
-      n = ::epoll_pwait2(epfd_, raw_.get(), max, &ts, nullptr);
+      timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
       ++syscalls;
-      if (n >= 0 || errno != ENOSYS)
-        have_pwait2.store(1, std::memory_order_relaxed);
-      else
-        have_pwait2.store(0, std::memory_order_relaxed);
-    }
-    if (n < 0 && errno == ENOSYS)
-    {
-      // Before 5.11: a timerfd in the set carries the sub-millisecond
-      // timeout (epoll_wait's is in milliseconds).
-      if (timer_fd_ < 0)
-      {
-        timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        ++syscalls;
-        if (timer_fd_ >= 0)
-        {
-          ::epoll_event ev{};
-          ev.events = EPOLLIN;
-          ev.data.u64 = timer_tag;
-          if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, timer_fd_, &ev) != 0)
-          {
-            ::close(timer_fd_);
-            timer_fd_ = -1;
-          }
-          ++syscalls;
-        }
-      }
-      int ms = -1;
       if (timer_fd_ >= 0)
       {
-        ::itimerspec its{};
-        its.it_value.tv_sec = static_cast<std::time_t>(timeout_ns / 1'000'000'000);
-        its.it_value.tv_nsec = static_cast<long>(timeout_ns % 1'000'000'000);
-        ::timerfd_settime(timer_fd_, 0, &its, nullptr);
+        ::epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = timer_tag;
+        if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, timer_fd_, &ev) != 0)
+        {
+          ::close(timer_fd_);
+          timer_fd_ = -1;
+        }
         ++syscalls;
       }
-      else
+    }
+    if (timer_fd_ >= 0)
+    {
+      if (armed_deadline_ <= now_ns || deadline < armed_deadline_)
       {
-        // No timerfd either: milliseconds, rounded up.
-        std::int64_t m = (timeout_ns + 999'999) / 1'000'000;
-        ms = m > 1'000'000'000 ? 1'000'000'000 : static_cast<int>(m);
+        ::itimerspec its{};
+        its.it_value.tv_sec = static_cast<std::time_t>(deadline / 1'000'000'000);
+        its.it_value.tv_nsec = static_cast<long>(deadline % 1'000'000'000);
+        ::timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &its, nullptr);
+        ++syscalls;
+        armed_deadline_ = deadline;
       }
-      n = ::epoll_wait(epfd_, raw_.get(), max, ms);
-      ++syscalls;
+    }
+    else
+    {
+      // No timerfd (descriptors exhausted): milliseconds, rounded up.
+      std::int64_t m = (timeout_ns + 999'999) / 1'000'000;
+      ms = m > 1'000'000'000 ? 1'000'000'000 : static_cast<int>(m);
     }
   }
+  int n = ::epoll_wait(epfd_, raw_.get(), max, ms);
+  ++syscalls;
   if (n < 0)
     return -errno;
   full_ = n == max;
@@ -178,6 +165,7 @@ int epoll_poller::wait(event* out, int max, std::int64_t timeout_ns,
       std::uint64_t v;
       (void)!::read(timer_fd_, &v, sizeof(v));
       ++syscalls;
+      armed_deadline_ = 0;  // fired: the next timeout arms it again
       continue;
     }
     event& o = out[k++];

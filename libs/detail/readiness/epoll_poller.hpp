@@ -20,8 +20,8 @@ namespace readiness {
 struct event;
 
 // One epoll instance, its wake-up eventfd (registered level-triggered, drained
-// when reported) and, where the kernel lacks epoll_pwait2 (before 5.11), a
-// timerfd for sub-millisecond sleeps.
+// when reported) and a timerfd for timeouts (created on the first one):
+// nanosecond deadlines, without the timer slack that stretches epoll_pwait2's.
 class epoll_poller
 {
 public:
@@ -54,7 +54,8 @@ private:
 
   int epfd_ = -1;
   int wake_fd_ = -1;
-  int timer_fd_ = -1;    // created on first need (no epoll_pwait2)
+  int timer_fd_ = -1;    // created on the first timeout
+  std::int64_t armed_deadline_ = 0; // CLOCK_MONOTONIC ns the timerfd fires at (0: not armed)
   bool woke_ = false;    // owner thread
   std::unique_ptr<::epoll_event[]> raw_;
   int raw_size_ = 0;

@@ -357,7 +357,8 @@ public:
    * system's error (boost::asio::error::connection_refused, ...).
    *
    * @par Per-Operation Cancellation
-   * Supports terminal, partial and total cancellation (IORING_OP_ASYNC_CANCEL).
+   * Supports terminal, partial and total cancellation (IORING_OP_ASYNC_CANCEL
+   * on io_uring; on epoll and kqueue the operation leaves its wait queue).
    */
   template <typename ConnectToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_connect(const endpoint_type& peer_endpoint,
@@ -542,7 +543,8 @@ public:
   }
 
   /// Waits asynchronously until the socket is ready to read, ready to write,
-  /// or has an error condition (IORING_OP_POLL_ADD).
+  /// or has an error condition (IORING_OP_POLL_ADD on io_uring; a readiness
+  /// wait on epoll and kqueue).
   /**
    * @param w wait_read, wait_write or wait_error.
    * @param token The completion token, with signature

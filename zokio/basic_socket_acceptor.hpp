@@ -13,7 +13,8 @@ namespace zokio {
 /// Provides the ability to accept new connections on a zokio context.
 /**
  * The interface of boost::asio::basic_socket_acceptor. async_accept is
- * IORING_OP_ACCEPT; accepted descriptors are close-on-exec. When the process
+ * IORING_OP_ACCEPT on io_uring (multishot where the kernel has it), accept on
+ * readiness on epoll and kqueue; accepted descriptors are close-on-exec. When the process
  * runs out of descriptors an accept completes with
  * boost::asio::error::no_descriptors (EMFILE) or ENFILE and the connection
  * stays in the listen backlog, so accepting again once descriptors are free

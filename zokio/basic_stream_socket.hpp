@@ -19,7 +19,8 @@ namespace zokio {
  * HTTP operations work on it.
  *
  * Asynchronous sends and receives are IORING_OP_SEND / IORING_OP_RECV for one
- * buffer and IORING_OP_SENDMSG / IORING_OP_RECVMSG for a sequence (at most 16
+ * buffer and IORING_OP_SENDMSG / IORING_OP_RECVMSG for a sequence on io_uring
+ * (send / recv / sendmsg / recvmsg on readiness, on epoll and kqueue) (at most 16
  * buffers per operation: read_some and write_some transfer from the first 16).
  * A zero-length transfer completes at once (posted) with 0 bytes; a
  * zero-byte receive into a non-empty buffer is boost::asio::error::eof. Sends

@@ -1895,7 +1895,8 @@ BOOST_AUTO_TEST_CASE(accept_loop_uses_one_multishot_request)
   }
   else
   {
-    BOOST_TEST_MESSAGE("multishot accept is off (kernel without IORING_ACCEPT_MULTISHOT, "
+    BOOST_TEST_MESSAGE("multishot accept is off (backend " << zokio::to_string(zokio::current_backend().backend)
+        << "; on io_uring: kernel without IORING_ACCEPT_MULTISHOT, "
         "ZOKIO_NET_FEATURES=none or ZOKIO_MULTISHOT_ACCEPT=0): one request per accept");
     BOOST_TEST(submitted >= std::uint64_t(n));
   }

@@ -21,9 +21,11 @@
 //      timer, descriptor or signal_set service calls init_task). The hook
 //      creates the reactor (three descriptors: epoll, eventfd, timerfd) and
 //      activates the bridge: one unit of Asio scheduler work is held from
-//      then on, Asio's task is marked interruptible, and an IORING_OP_POLL_ADD
-//      on the reactor's epoll descriptor is armed as an *internal* step
-//      (runner::start_internal) in the ring of the calling thread if it runs
+//      then on, Asio's task is marked interruptible, and a poll request on
+//      the reactor's epoll descriptor (IORING_OP_POLL_ADD on io_uring; a
+//      readiness wait in the driver's own epoll or kqueue set otherwise) is
+//      armed as an *internal* step (runner::start_internal) in the driver
+//      (ring) of the calling thread if it runs
 //      the context, else of the next thread that runs it (post_internal,
 //      which wakes a sleeper). Asio's resolver posts its completions to
 //      Asio's scheduler without ever creating the reactor; a runner about to

@@ -57,10 +57,13 @@ struct io_request
 
   kind_type kind = nop;
 
-  // Hints, each only a hint: poll_first: the last receive emptied the
-  // socket, so the kernel may wait for data before trying (io_uring's
-  // IORING_RECVSEND_POLL_FIRST; readiness drivers still try first).
+  // Hints: poll_first: the last receive emptied the socket, so the kernel
+  // may wait for data before trying (io_uring's IORING_RECVSEND_POLL_FIRST;
+  // the readiness drivers track readiness themselves). stream: a receive on
+  // a stream socket, where a transfer shorter than the buffer means that
+  // the socket is empty (not so for datagrams).
   static constexpr std::uint8_t poll_first = 1;
+  static constexpr std::uint8_t stream = 2;
   std::uint8_t hints = 0;
 
   // The readiness drivers' per-descriptor registrations tell descriptors

@@ -194,7 +194,11 @@ bool driver<Poller>::perform(io_operation* op, const event* ev, fd_slot* slot) n
         return true;
       }
       if (n == 0)
+      {
+        if (slot && (q.flags & POLLIN) && !slot->hung_up)
+          slot->readable = false;
         return false;
+      }
       if (errno == EINTR)
         continue;
       op->result_ = -errno;
@@ -216,6 +220,9 @@ bool driver<Poller>::perform(io_operation* op, const event* ev, fd_slot* slot) n
       runner_.kernel_entries_.add();
       if (n > 0)
       {
+        if (Poller::short_read_means_empty && slot && (q.hints & io_request::stream)
+            && static_cast<std::size_t>(n) < q.size && !slot->hung_up)
+          slot->readable = false;
         op->buffer_id_ = id;
         op->result_ = static_cast<int>(n);
         return true;
@@ -229,7 +236,11 @@ bool driver<Poller>::perform(io_operation* op, const event* ev, fd_slot* slot) n
       if (err == EINTR)
         continue;
       if (err == EAGAIN || err == EWOULDBLOCK)
+      {
+        if (slot && !slot->hung_up)
+          slot->readable = false;
         return false;
+      }
       op->result_ = -err;
       return true;
     }
@@ -249,16 +260,26 @@ bool driver<Poller>::perform(io_operation* op, const event* ev, fd_slot* slot) n
     }
     if (n >= 0)
     {
+      // A stream receive shorter than its buffer emptied the socket (not
+      // the end of the stream, 0, which every later receive sees again).
+      if (Poller::short_read_means_empty && slot && q.kind == io_request::recv
+          && (q.hints & io_request::stream) && n > 0 && static_cast<std::size_t>(n) < q.size
+          && !slot->hung_up)
+        slot->readable = false;
       op->result_ = static_cast<int>(n);
       return true;
     }
     const int err = errno;
     if (err == EINTR)
       continue;
-    if (err == EAGAIN || err == EWOULDBLOCK)
-      return false;
     if (q.kind == io_request::accept && (err == ECONNABORTED || err == EPROTO))
-      return false;  // the peer gave up before the accept: wait for the next
+      continue;  // the peer gave up before the accept: try the next connection
+    if (err == EAGAIN || err == EWOULDBLOCK)
+    {
+      if (slot && direction_of(q) == dir_read && !slot->hung_up)
+        slot->readable = false;
+      return false;
+    }
     op->result_ = -err;
     return true;
   }
@@ -299,6 +320,11 @@ void driver<Poller>::wait_or_fail(io_operation* op, direction d)
     s->registered = true;
     s->generation = q.generation;
     s->error = 0;
+    s->hung_up = false;
+    // A read-direction operation just found nothing; anything else: unknown.
+    // (Data already there when the descriptor is added is reported by the
+    // registration itself.)
+    s->readable = d != dir_read;
   }
   s->ops[d].push(op);
   ++waiting_;
@@ -325,7 +351,9 @@ void driver<Poller>::issue(io_operation* op)
     fd_slot& s = slots_[static_cast<std::size_t>(q.fd)];
     if (s.generation == q.generation)
     {
-      if (!s.ops[d].empty())
+      // Nothing to read since the last attempt found nothing: wait for the
+      // next readable event without a system call that would fail.
+      if (!s.ops[d].empty() || (d == dir_read && s.registered && !s.readable && !op->cancelled_))
       {
         s.ops[d].push(op);
         ++waiting_;
@@ -453,8 +481,13 @@ void driver<Poller>::wait_and_dispatch(std::int64_t timeout_ns)
       continue;  // an older registration of a reused number
     if (ev.error != 0)
       s.error = ev.error;
+    if (ev.hangup)
+      s.hung_up = true;
     if (ev.readable)
+    {
+      s.readable = true;
       run_queue(s, dir_read, ev);
+    }
     if (ev.writable)
       run_queue(s, dir_write, ev);
     if (ev.priority || ev.readable)

@@ -63,6 +63,7 @@ struct event
   bool readable;      // also end of stream, hang-up and errors
   bool writable;      // also hang-up and errors
   bool priority;      // out-of-band data, hang-up and errors
+  bool hangup;        // the peer closed (its FIN: EPOLLRDHUP, EV_EOF), a hang-up or an error
   unsigned revents;   // POLLIN / POLLOUT / POLLPRI / POLLERR / POLLHUP bits
   int error;          // a socket error the poller took with the event (kqueue's
                       // EV_EOF fflags: libkqueue reads SO_ERROR to fill it, which
@@ -75,6 +76,14 @@ struct fd_slot
   op_queue ops[3];                // waiting operations, by direction, oldest first
   std::uint32_t generation = 0;   // of the registration in the poller
   bool registered = false;
+  bool hung_up = false;           // a hang-up was reported: reads see the end of
+                                  // the stream (or an error) from now on, so
+                                  // readable stays true
+  bool readable = true;           // false: the last read-direction attempt found
+                                  // nothing and no readable event came since, so
+                                  // the next one waits without trying (saves the
+                                  // system call that would fail, as io_uring's
+                                  // POLL_FIRST does); true when unknown
   int error = 0;                  // a socket error an event took out of the
                                   // socket (event::error), for the next
                                   // transfer that would report it
@@ -104,6 +113,8 @@ namespace readiness {
 //   void wake()                    any thread
 //   drops_when_full                events that did not fit in a full list
 //                                  are lost (libkqueue)
+//   short_read_means_empty         a short stream receive, no hang-up
+//                                  reported, leaves nothing to read
 template <typename Poller>
 class driver
 {

@@ -174,6 +174,7 @@ int epoll_poller::wait(event* out, int max, std::int64_t timeout_ns,
     o.readable = (e.events & (EPOLLIN | EPOLLRDHUP)) || err;
     o.writable = (e.events & EPOLLOUT) || err;
     o.priority = (e.events & EPOLLPRI) || err;
+    o.hangup = (e.events & EPOLLRDHUP) || err;
     unsigned rev = 0;
     if (e.events & (EPOLLIN | EPOLLRDHUP))
       rev |= POLLIN;

@@ -28,6 +28,11 @@ public:
   // Events that do not fit in one wait's list stay for the next.
   static constexpr bool drops_when_full = false;
 
+  // A peer's FIN is reported with the data it follows (EPOLLRDHUP is read
+  // when the event is), so a stream receive shorter than its buffer, with no
+  // hang-up reported, leaves the socket empty.
+  static constexpr bool short_read_means_empty = true;
+
   explicit epoll_poller(const driver_sizes& sizes);
   ~epoll_poller();
 

@@ -146,12 +146,12 @@ int kqueue_poller::wait(event* out, int max, std::int64_t timeout_ns,
     }
     event& o = out[k++];
     o.tag = tag_of(e);
-    o.readable = o.writable = o.priority = false;
+    o.readable = o.writable = o.priority = o.hangup = false;
     o.error = 0;
     unsigned rev = 0;
     if (e.flags & EV_ERROR)
     {
-      o.readable = o.writable = true;
+      o.readable = o.writable = o.hangup = true;
       o.error = static_cast<int>(e.data);
       rev = POLLERR;
     }
@@ -168,7 +168,7 @@ int kqueue_poller::wait(event* out, int max, std::int64_t timeout_ns,
     if (e.flags & EV_EOF)
     {
       // The peer closed (or an error, in fflags): every direction learns it.
-      o.readable = o.writable = true;
+      o.readable = o.writable = o.hangup = true;
       rev |= POLLHUP;
       if (e.fflags != 0)
       {

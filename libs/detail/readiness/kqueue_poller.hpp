@@ -35,6 +35,10 @@ public:
   static constexpr bool drops_when_full = false;
 #endif
 
+  // libkqueue does not set EV_EOF on a read event that also carries data, so
+  // a short receive may leave a FIN behind: only EAGAIN says "empty" here.
+  static constexpr bool short_read_means_empty = false;
+
   explicit kqueue_poller(const driver_sizes& sizes);
   ~kqueue_poller();
 

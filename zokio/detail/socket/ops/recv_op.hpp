@@ -53,7 +53,10 @@ protected:
     // After a receive that emptied the socket the next one would find
     // nothing: the driver may wait for data first (io_request::poll_first).
     if (is_stream)
+    {
       use_drain_hint();
+      req_.hints |= io_request::stream;
+    }
   }
 
   // The outcome: bytes received, or the error. Also records for the next

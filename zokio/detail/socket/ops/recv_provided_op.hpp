@@ -43,6 +43,7 @@ protected:
     req_.data = &pool;
     req_.size = pool.buffer_size();
     req_.flags = flags;
+    req_.hints |= io_request::stream;  // async_receive_provided: stream sockets only
     use_drain_hint();
   }
 

@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import re
+import select
 import shutil
 import signal
 import socket
@@ -503,7 +504,13 @@ class IdleMemoryExperiment(Experiment):
                                    "--hold-ms", "60000"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
-                line = lg.stdout.readline()
+                # Bounded: a server that never answers some connection must
+                # fail the run, not hang the harness.
+                ready_fds, _, _ = select.select([lg.stdout], [], [], 60)
+                line = lg.stdout.readline() if ready_fds else ""
+                if not ready_fds:
+                    raise RunError("idle load generator: no connection report within 60 s "
+                                   "(the server did not echo on every connection)")
                 if not line.startswith("{"):
                     raise RunError(f"idle load generator failed: {lg.stderr.read()[-1000:]}")
                 ready = json.loads(line)

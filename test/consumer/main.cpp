@@ -14,6 +14,7 @@ int main()
   zokio::steady_timer timer(ctx, std::chrono::milliseconds(1));
   timer.async_wait([&](boost::system::error_code ec) { done += !ec; });
   ctx.run();
-  std::printf("consumer: %d of 2 handlers ran\n", done);
+  std::printf("consumer: %d of 2 handlers ran on %s (%s)\n", done, zokio::to_string(ctx.backend()),
+      zokio::current_backend().reason.c_str());
   return done == 2 ? 0 : 1;
 }

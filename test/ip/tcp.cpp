@@ -2091,6 +2091,61 @@ BOOST_AUTO_TEST_CASE(a_thread_that_exits_leaves_no_accept_request_behind)
   BOOST_TEST(zokio_test::open_fds() == fds);
 }
 
+// Data that arrives while no receive waits, on many sockets at once, after
+// each socket's last receive found nothing (and was cancelled): every later
+// receive gets it. (A readiness driver that remembers "nothing to read" must
+// forget it on the readable event, also when the poller dropped that event
+// for lack of room in a full list, as libkqueue does.)
+BOOST_AUTO_TEST_CASE(data_that_arrives_with_no_receive_waiting_is_received,
+    *boost::unit_test::precondition(zokio_test::fd_limit_at_least{2 * 300 + 100}))
+{
+  constexpr int conns = 300;
+  zokio::io_context ctx;
+  std::vector<tcp::socket> server, client;
+  {
+    tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+    acceptor.listen(conns);
+    for (int i = 0; i < conns; ++i)
+    {
+      client.emplace_back(ctx);
+      client.back().connect(acceptor.local_endpoint());
+      server.push_back(acceptor.accept());
+    }
+  }
+  // A receive on each server socket that finds nothing, then is cancelled.
+  char buf[conns][8];
+  int aborted = 0;
+  asio::post(ctx, [&] {
+    for (int i = 0; i < conns; ++i)
+      server[i].async_read_some(asio::buffer(buf[i]), [&](error_code ec, std::size_t) {
+        aborted += ec == asio::error::operation_aborted;
+      });
+  });
+  zokio::steady_timer t(ctx, 20ms);
+  t.async_wait([&](error_code) {
+    for (auto& s : server)
+      s.cancel();
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(aborted == conns);
+  // Data arrives on every socket while nothing waits; the context runs (and
+  // collects the readiness) before any receive starts.
+  for (auto& c : client)
+    BOOST_TEST_REQUIRE(c.send(asio::buffer("x", 1)) == 1u);
+  zokio::steady_timer idle(ctx, 20ms);
+  idle.async_wait([](error_code) {});
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  int received = 0;
+  for (int i = 0; i < conns; ++i)
+    server[i].async_read_some(asio::buffer(buf[i]), [&](error_code ec, std::size_t n) {
+      received += !ec && n == 1;
+    });
+  ctx.restart();
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(received == conns);
+}
+
 BOOST_AUTO_TEST_CASE(one_thousand_connections_echo_every_byte,
     *boost::unit_test::precondition(zokio_test::fd_limit_at_least{2 * 1000 + 100}))
 {

@@ -494,7 +494,7 @@ void driver<Poller>::wait_and_dispatch(std::int64_t timeout_ns)
       run_queue(s, dir_except, ev);
   }
   if constexpr (Poller::drops_when_full)
-    if (poller_.last_was_full() && waiting_ != 0)
+    if (poller_.last_was_full())
       retry_all_waiting();
 }
 
@@ -503,9 +503,12 @@ void driver<Poller>::retry_all_waiting() noexcept
 {
   // Every waiting operation tries again, as if its descriptor were ready
   // (a readiness wait checks with poll()): O(descriptors), only after a full
-  // list from a poller that drops what did not fit.
+  // list from a poller that drops what did not fit. A dropped event may also
+  // have been meant for a descriptor with nothing waiting yet: every slot
+  // forgets that it had nothing to read, so the next receive tries first.
   for (fd_slot& s : slots_)
   {
+    s.readable = true;
     for (op_queue& q : s.ops)
     {
       while (operation* front = q.front())

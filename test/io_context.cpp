@@ -398,8 +398,12 @@ BOOST_AUTO_TEST_CASE(threads_that_exited_leave_their_runner_for_reuse)
     ctx.restart();
   }
   // Each new thread takes over the runner of the one that exited (with a
-  // fresh ring): no descriptors pile up.
-  BOOST_TEST(open_fds() == fds);
+  // fresh ring): no descriptors pile up. (libkqueue frees the descriptors
+  // of kqueues closed earlier asynchronously, so on it the count may fall.)
+  if (ctx.backend() == zokio::backend::kqueue)
+    BOOST_TEST(open_fds() <= fds);
+  else
+    BOOST_TEST(open_fds() == fds);
 }
 
 BOOST_AUTO_TEST_CASE(nested_run_inside_a_handler)

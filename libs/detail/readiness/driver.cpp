@@ -51,6 +51,11 @@ driver<Poller>::driver(runner& r, const driver_sizes& sizes)
     max_events_(static_cast<int>(sizes.sq_entries ? sizes.sq_entries : 256))
 {
   events_.reset(new event[static_cast<std::size_t>(max_events_)]);
+  // Slots for the descriptors below the usual soft limit (1024) from the
+  // start (64 KiB): a worker that first waits on a socket in mid-run then
+  // allocates nothing; beyond that the table doubles when a higher number
+  // first waits.
+  slots_.resize(initial_slots);
   runner_.rings_.add();
 }
 
@@ -101,7 +106,7 @@ fd_slot* driver<Poller>::slot_for(int fd)
   {
     // Amortised: doubles, so a process opening descriptors one by one
     // grows it a logarithmic number of times.
-    std::size_t n = slots_.size() < 64 ? 64 : slots_.size();
+    std::size_t n = slots_.size() < initial_slots ? initial_slots : slots_.size();
     while (n <= i)
       n *= 2;
     slots_.resize(n);
@@ -368,31 +373,37 @@ void driver<Poller>::issue(io_operation* op)
 }
 
 template <typename Poller>
+bool driver<Poller>::unlink_waiting(io_operation* op) noexcept
+{
+  const io_request& q = op->req_;
+  if (q.fd < 0 || static_cast<std::size_t>(q.fd) >= slots_.size())
+    return false;
+  op_queue& queue = slots_[static_cast<std::size_t>(q.fd)].ops[direction_of(q)];
+  op_queue rest;
+  bool found = false;
+  while (operation* o = queue.pop())
+  {
+    if (o == op)
+      found = true;
+    else
+      rest.push(o);
+  }
+  queue.push(rest);
+  if (found)
+    --waiting_;
+  return found;
+}
+
+template <typename Poller>
 void driver<Poller>::cancel(io_operation* c) noexcept
 {
   auto* target = static_cast<io_operation*>(c->req_.data);
-  const io_request& q = target->req_;
   c->result_ = -ENOENT;
-  if (q.fd >= 0 && static_cast<std::size_t>(q.fd) < slots_.size())
+  if (unlink_waiting(target))
   {
-    op_queue& queue = slots_[static_cast<std::size_t>(q.fd)].ops[direction_of(q)];
-    op_queue rest;
-    bool found = false;
-    while (operation* o = queue.pop())
-    {
-      if (o == target)
-        found = true;
-      else
-        rest.push(o);
-    }
-    queue.push(rest);
-    if (found)
-    {
-      --waiting_;
-      target->result_ = -ECANCELED;
-      complete(target);
-      c->result_ = 0;
-    }
+    target->result_ = -ECANCELED;
+    complete(target);
+    c->result_ = 0;
   }
   complete(c);
 }
@@ -401,26 +412,10 @@ template <typename Poller>
 void driver<Poller>::cancel_internal(io_operation* op) noexcept
 {
   // Owner thread: find it where it waits, complete it as cancelled.
-  const io_request& q = op->req_;
-  if (q.fd >= 0 && static_cast<std::size_t>(q.fd) < slots_.size())
+  if (unlink_waiting(op))
   {
-    op_queue& queue = slots_[static_cast<std::size_t>(q.fd)].ops[direction_of(q)];
-    op_queue rest;
-    bool found = false;
-    while (operation* o = queue.pop())
-    {
-      if (o == op)
-        found = true;
-      else
-        rest.push(o);
-    }
-    queue.push(rest);
-    if (found)
-    {
-      --waiting_;
-      op->result_ = -ECANCELED;
-      complete(op);
-    }
+    op->result_ = -ECANCELED;
+    complete(op);
   }
 }
 

@@ -34,9 +34,8 @@
 // and the shutdown (no thread runs the context then). Nothing here is
 // touched by the kernel, so destroying operations never waits for it.
 //
-// Allocation: slots_ grows to the highest descriptor seen (amortised, at
-// the first use of each new high); events_ is fixed. No allocation per
-// operation.
+// Allocation: slots_ starts with 1024 entries and doubles when a higher
+// descriptor first waits; events_ is fixed. No allocation per operation.
 #ifndef ZOKIO_LIBS_DETAIL_READINESS_DRIVER_HPP
 #define ZOKIO_LIBS_DETAIL_READINESS_DRIVER_HPP
 
@@ -183,6 +182,10 @@ private:
 
   void issue(io_operation* op);
   void cancel(io_operation* op) noexcept;
+
+  // Takes op out of its descriptor's wait queue; false if it was not there
+  // (done already, or never waited).
+  bool unlink_waiting(io_operation* op) noexcept;
   void complete(io_operation* op) noexcept
   {
     done_.push(op);
@@ -192,6 +195,8 @@ private:
   void run_queue(fd_slot& s, direction d, const event& ev) noexcept;
   void retry_all_waiting() noexcept;
   void wait_and_dispatch(std::int64_t timeout_ns);
+
+  static constexpr std::size_t initial_slots = 1024;
 
   runner& runner_;
   Poller poller_;

@@ -5,8 +5,7 @@
 #include <zokio/detail/sched/scheduler.hpp>
 #include <zokio/provided_buffer_pool.hpp>
 
-#include <boost/asio/error.hpp>
-#include <boost/system/system_error.hpp>
+#include "detail/throw_errno.hpp"
 
 #include <cerrno>
 #include <utility>
@@ -460,9 +459,7 @@ void driver<Poller>::wait_and_dispatch(std::int64_t timeout_ns)
   {
     if (n == -EINTR)
       return;
-    throw boost::system::system_error(
-        boost::system::error_code(-n, boost::asio::error::get_system_category()),
-        "zokio: waiting for readiness");
+    throw_errno(-n, "zokio: waiting for readiness");
   }
   for (int i = 0; i < n; ++i)
   {

@@ -108,7 +108,8 @@ namespace readiness {
 //                                  for ever); returns the events (its own
 //                                  wake-up and timer events left out; a
 //                                  wake-up sets woke()) or -errno
-//   bool take_woke()               whether a wake-up ended the last waits
+//   take_woke(), last_was_full()   (wait_outcome.hpp) a wake-up ended the
+//                                  waits; the last wait filled the list
 //   void wake()                    any thread
 //   drops_when_full                events that did not fit in a full list
 //                                  are lost (libkqueue)

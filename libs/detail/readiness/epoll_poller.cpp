@@ -5,10 +5,8 @@
 
 #include <zokio/detail/sched/scheduler.hpp>
 
-#include <boost/asio/error.hpp>
-#include <boost/system/system_error.hpp>
+#include "detail/throw_errno.hpp"
 
-#include <atomic>
 #include <cerrno>
 #include <ctime>
 #include <poll.h>
@@ -20,16 +18,6 @@
 namespace zokio {
 namespace detail {
 namespace readiness {
-namespace {
-
-[[noreturn]] void throw_errno(int err, const char* what)
-{
-  throw boost::system::system_error(
-      boost::system::error_code(err, boost::asio::error::get_system_category()), what);
-}
-
-} // namespace
-
 epoll_poller::epoll_poller(const driver_sizes& sizes)
 {
   raw_size_ = static_cast<int>(sizes.sq_entries ? sizes.sq_entries : 256);

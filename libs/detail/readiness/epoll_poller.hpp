@@ -6,6 +6,8 @@
 #include <zokio/detail/config.hpp>
 #include <zokio/detail/driver_sizes.hpp>
 
+#include "detail/readiness/wait_outcome.hpp"
+
 #if defined(ZOKIO_HAS_EPOLL)
 
 #include <cstdint>
@@ -22,7 +24,7 @@ struct event;
 // One epoll instance, its wake-up eventfd (registered level-triggered, drained
 // when reported) and a timerfd for timeouts (created on the first one):
 // nanosecond deadlines, without the timer slack that stretches epoll_pwait2's.
-class epoll_poller
+class epoll_poller : public wait_outcome
 {
 public:
   // Events that do not fit in one wait's list stay for the next.
@@ -41,19 +43,9 @@ public:
 
   int add(int fd, std::uint64_t tag) noexcept;
   int wait(event* out, int max, std::int64_t timeout_ns, std::uint64_t& syscalls) noexcept;
-  bool take_woke() noexcept
-  {
-    bool w = woke_;
-    woke_ = false;
-    return w;
-  }
   void wake() noexcept;
 
-  // The last wait filled the caller's list.
-  bool last_was_full() const noexcept { return full_; }
-
 private:
-  bool full_ = false;    // owner thread
   static constexpr std::uint64_t wake_tag = ~std::uint64_t(0);
   static constexpr std::uint64_t timer_tag = ~std::uint64_t(0) - 1;
 
@@ -61,7 +53,6 @@ private:
   int wake_fd_ = -1;
   int timer_fd_ = -1;    // created on the first timeout
   std::int64_t armed_deadline_ = 0; // CLOCK_MONOTONIC ns the timerfd fires at (0: not armed)
-  bool woke_ = false;    // owner thread
   std::unique_ptr<::epoll_event[]> raw_;
   int raw_size_ = 0;
 };

@@ -6,8 +6,7 @@
 
 #include <zokio/detail/sched/scheduler.hpp>
 
-#include <boost/asio/error.hpp>
-#include <boost/system/system_error.hpp>
+#include "detail/throw_errno.hpp"
 
 #include <cerrno>
 #include <ctime>
@@ -21,12 +20,6 @@ namespace zokio {
 namespace detail {
 namespace readiness {
 namespace {
-
-[[noreturn]] void throw_errno(int err, const char* what)
-{
-  throw boost::system::system_error(
-      boost::system::error_code(err, boost::asio::error::get_system_category()), what);
-}
 
 // udata is a pointer on most systems and an intptr_t on NetBSD: the tag
 // travels through it either way.

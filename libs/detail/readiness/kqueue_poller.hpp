@@ -6,6 +6,8 @@
 #include <zokio/detail/config.hpp>
 #include <zokio/detail/driver_sizes.hpp>
 
+#include "detail/readiness/wait_outcome.hpp"
+
 #if defined(ZOKIO_HAS_KQUEUE)
 
 #include <cstdint>
@@ -21,7 +23,7 @@ struct event;
 
 // One kqueue; wake-ups are an EVFILT_USER event (NOTE_TRIGGER), timeouts the
 // kevent timeout (nanoseconds).
-class kqueue_poller
+class kqueue_poller : public wait_outcome
 {
 public:
   // libkqueue (Linux) copies out the two filters of one descriptor from one
@@ -51,23 +53,12 @@ public:
   // keeps a closed descriptor's state otherwise (its BUGS.md). Any thread.
   void remove(int fd) noexcept;
   int wait(event* out, int max, std::int64_t timeout_ns, std::uint64_t& syscalls) noexcept;
-  bool take_woke() noexcept
-  {
-    bool w = woke_;
-    woke_ = false;
-    return w;
-  }
   void wake() noexcept;
 
-  // The last wait filled the caller's list.
-  bool last_was_full() const noexcept { return full_; }
-
 private:
-  bool full_ = false;    // owner thread
   static constexpr std::uintptr_t wake_ident = 0x7a6f6b69;  // EVFILT_USER ident
 
   int kq_ = -1;
-  bool woke_ = false;    // owner thread
   std::unique_ptr<struct ::kevent[]> raw_;
   int raw_size_ = 0;
 };

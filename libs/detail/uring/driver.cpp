@@ -7,8 +7,7 @@
 #include <zokio/detail/uring/net_features.hpp>
 #include <zokio/provided_buffer_pool.hpp>
 
-#include <boost/asio/error.hpp>
-#include <boost/system/system_error.hpp>
+#include "detail/throw_errno.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -26,12 +25,6 @@ void multishot_operation::tag_sqe(::io_uring_sqe* sqe, multishot_operation* op) 
 
 namespace uring {
 namespace {
-
-[[noreturn]] void throw_errno(int err, const char* what)
-{
-  throw boost::system::system_error(
-      boost::system::error_code(err, boost::asio::error::get_system_category()), what);
-}
 
 // After a receive that emptied the socket the next one would find nothing:
 // arm poll first and save the failed attempt (linux 5.19).

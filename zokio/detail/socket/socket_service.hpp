@@ -257,7 +257,9 @@ private:
   void start(socket_op* o, socket_state* st, Slot& slot)
   {
     o->attach(st);
-    if (scheduler_.backend() != zokio::backend::io_uring)
+    if (scheduler_.backend() != zokio::backend::io_uring
+        && !(st->flags_ & (boost::asio::detail::socket_ops::user_set_non_blocking
+            | boost::asio::detail::socket_ops::internal_non_blocking)))
       if (int err = make_non_blocking(*st))
         return o->complete_now(scheduler_, -err);
     if (slot.is_connected())

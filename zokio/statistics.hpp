@@ -58,6 +58,15 @@ struct statistics
   /// Successful steals: times an idle thread took half of a busy one's queue.
   std::uint64_t steals = 0;
 
+  /// Calls handed to the blocking pool: regular-file reads, writes and
+  /// syncs on the readiness backends (epoll, kqueue), where a file is never
+  /// "ready" and its calls would block the thread. 0 on io_uring.
+  std::uint64_t blocking_calls = 0;
+
+  /// Threads the process-wide blocking pool has started (at most
+  /// ZOKIO_BLOCKING_THREADS, default 8; shared by every context).
+  std::uint64_t blocking_threads = 0;
+
   /// Mean completions per harvest pass that found any.
   double mean_batch() const noexcept
   {

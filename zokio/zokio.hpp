@@ -3,17 +3,24 @@
 #define ZOKIO_ZOKIO_HPP
 
 #include <zokio/basic_datagram_socket.hpp>
+#include <zokio/basic_readable_pipe.hpp>
 #include <zokio/basic_socket.hpp>
 #include <zokio/basic_socket_acceptor.hpp>
 #include <zokio/basic_stream_socket.hpp>
+#include <zokio/basic_writable_pipe.hpp>
 #include <zokio/connect.hpp>
+#include <zokio/connect_pipe.hpp>
 #include <zokio/error.hpp>
 #include <zokio/future.hpp>
 #include <zokio/io_context.hpp>
 #include <zokio/ip/tcp.hpp>
 #include <zokio/ip/udp.hpp>
+#include <zokio/posix/basic_descriptor.hpp>
+#include <zokio/posix/basic_stream_descriptor.hpp>
+#include <zokio/posix/stream_descriptor.hpp>
 #include <zokio/priority.hpp>
 #include <zokio/provided_buffer_pool.hpp>
+#include <zokio/readable_pipe.hpp>
 #include <zokio/spawn.hpp>
 #include <zokio/statistics.hpp>
 #include <zokio/thread_pool.hpp>
@@ -24,5 +31,6 @@
 #include <zokio/timeout.hpp>
 #include <zokio/when_all.hpp>
 #include <zokio/when_any.hpp>
+#include <zokio/writable_pipe.hpp>
 
 #endif // ZOKIO_ZOKIO_HPP

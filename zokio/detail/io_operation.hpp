@@ -51,6 +51,11 @@ struct io_request
     connect,     // connect(fd, (sockaddr*) data, size)
     poll,        // readiness of fd for flags (POLLIN, POLLOUT, POLLPRI...)
     recv_pooled, // recv into a buffer of the provided_buffer_pool at data
+    read,        // read(fd, data, size), or pread at offset when offset >= 0
+    readv,       // readv(fd, (iovec*) data, size buffers), preadv at offset >= 0
+    write,       // write(fd, data, size), or pwrite at offset when offset >= 0
+    writev,      // writev(fd, (const iovec*) data, size buffers), pwritev at offset >= 0
+    fsync,       // fsync(fd), fdatasync(fd) when flags is fsync_data
     cancel,      // cancel the operation at data (an io_operation* of this runner)
     custom,      // io_uring only: the operation prepares its own SQE (prepare_)
   };
@@ -62,9 +67,23 @@ struct io_request
   // the readiness drivers track readiness themselves). stream: a receive on
   // a stream socket, where a transfer shorter than the buffer means that
   // the socket is empty (not so for datagrams).
+  // blocking: the descriptor is a regular file (or anything else that is
+  // never "ready"): a readiness driver makes the call on the blocking pool
+  // (libs/detail/blocking_pool.hpp) instead of its own thread; io_uring
+  // needs no hint. poll_then_retry: io_uring driver only, the transfer was
+  // refused with EAGAIN (an O_NONBLOCK descriptor on a kernel that does not
+  // wait for it), so the driver waits for readiness and then retries.
+  // no_sigpipe: a write to a pipe or other non-socket descriptor, which
+  // raises SIGPIPE when the reader has gone (sockets use MSG_NOSIGNAL).
   static constexpr std::uint8_t poll_first = 1;
   static constexpr std::uint8_t stream = 2;
+  static constexpr std::uint8_t blocking = 4;
+  static constexpr std::uint8_t poll_then_retry = 8;
+  static constexpr std::uint8_t no_sigpipe = 16;
   std::uint8_t hints = 0;
+
+  // io_request::fsync: flags value for fdatasync.
+  static constexpr int fsync_data = 1;
 
   // The readiness drivers' per-descriptor registrations tell descriptors
   // apart by this generation as well as by number, since a number is reused
@@ -77,6 +96,10 @@ struct io_request
   void* data = nullptr;
   std::size_t size = 0;
   void* extra = nullptr;
+
+  // read, readv, write, writev: the file offset, or -1 for the descriptor's
+  // current position (streams, pipes).
+  std::int64_t offset = -1;
 };
 
 class io_operation : public operation
@@ -110,6 +133,12 @@ public:
 
   // recv_pooled: no buffer of the pool was free (the result is -ENOBUFS).
   bool no_buffer_ = false;
+
+  // io_uring driver, io_request::poll_then_retry: the transfer was refused
+  // with EAGAIN and the ring now holds a readiness poll for the operation
+  // (same user_data); when it completes the transfer is submitted again.
+  // Owner thread only.
+  bool polling_ = false;
 
   // An internal step (runner::start_internal): its completion goes to the
   // runner's internal list, not to the ready queue. Readiness drivers only.

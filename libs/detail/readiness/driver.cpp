@@ -5,9 +5,15 @@
 #include <zokio/detail/sched/scheduler.hpp>
 #include <zokio/provided_buffer_pool.hpp>
 
+#include "detail/blocking_pool.hpp"
+#include "detail/sigpipe.hpp"
 #include "detail/throw_errno.hpp"
+#include "detail/transfer.hpp"
 
 #include <cerrno>
+#include <chrono>
+#include <system_error>
+#include <thread>
 #include <utility>
 #include <fcntl.h>
 #include <poll.h>
@@ -67,6 +73,15 @@ driver<Poller>::~driver()
 template <typename Poller>
 void driver<Poller>::destroy_all() noexcept
 {
+  // Calls on the blocking pool write into their operations' buffers until
+  // they return: wait for them (regular-file calls end by themselves).
+  for (;;)
+  {
+    collect_returned();
+    if (offloaded_ == 0)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   pending_.clear();
   done_.clear();
   for (fd_slot& s : slots_)
@@ -83,6 +98,9 @@ direction driver<Poller>::direction_of(const io_request& q) noexcept
   case io_request::send:
   case io_request::sendmsg:
   case io_request::connect:
+  case io_request::write:
+  case io_request::writev:
+  case io_request::fsync:
     return dir_write;
   case io_request::poll:
     if (q.flags & POLLIN)
@@ -248,6 +266,17 @@ bool driver<Poller>::perform(io_operation* op, const event* ev, fd_slot* slot) n
       op->result_ = -err;
       return true;
     }
+    case io_request::read:
+    case io_request::readv:
+    case io_request::write:
+    case io_request::writev:
+    case io_request::fsync:
+      if (q.hints & io_request::no_sigpipe)
+        sigpipe::block();
+      n = transfer(q);
+      if (n < 0 && errno == EPIPE && (q.hints & io_request::no_sigpipe))
+        sigpipe::consume();
+      break;
     case io_request::cancel:
     case io_request::custom:
       op->result_ = -EINVAL;  // not performed here (cancel: see issue)
@@ -266,7 +295,8 @@ bool driver<Poller>::perform(io_operation* op, const event* ev, fd_slot* slot) n
     {
       // A stream receive shorter than its buffer emptied the socket (not
       // the end of the stream, 0, which every later receive sees again).
-      if (Poller::short_read_means_empty && slot && q.kind == io_request::recv
+      if (Poller::short_read_means_empty && slot
+          && (q.kind == io_request::recv || q.kind == io_request::read)
           && (q.hints & io_request::stream) && n > 0 && static_cast<std::size_t>(n) < q.size
           && !slot->hung_up)
         slot->readable = false;
@@ -345,6 +375,8 @@ void driver<Poller>::issue(io_operation* op)
     perform(op, nullptr, nullptr);
     return complete(op);
   }
+  if (q.hints & io_request::blocking)
+    return offload(op);
   const direction d = direction_of(q);
   // Behind an operation already waiting in the same direction: wait too,
   // without trying (order), unless that queue belongs to an older
@@ -398,13 +430,88 @@ void driver<Poller>::cancel(io_operation* c) noexcept
 {
   auto* target = static_cast<io_operation*>(c->req_.data);
   c->result_ = -ENOENT;
-  if (unlink_waiting(target))
+  bool taken = false;
+  if (target->req_.hints & io_request::blocking)
+  {
+    // Still queued on the pool: taken back. A call already being made
+    // runs to its end (a regular file's read or write cannot be
+    // interrupted), and the cancel reports ENOENT as io_uring's would.
+    if (blocking_pool::instance().try_cancel(target))
+    {
+      --offloaded_;
+      taken = true;
+    }
+  }
+  else
+  {
+    taken = unlink_waiting(target);
+  }
+  if (taken)
   {
     target->result_ = -ECANCELED;
     complete(target);
     c->result_ = 0;
   }
   complete(c);
+}
+
+template <typename Poller>
+void driver<Poller>::offload(io_operation* op) noexcept
+{
+  if (op->cancelled_)
+  {
+    op->nop_ = true;
+    op->result_ = -ECANCELED;
+    return complete(op);
+  }
+  try
+  {
+    blocking_pool::instance().submit(op, &driver::blocking_done, this);
+  }
+  catch (const std::bad_alloc&)
+  {
+    op->result_ = -ENOMEM;
+    return complete(op);
+  }
+  catch (const std::system_error& e)
+  {
+    op->result_ = e.code().value() ? -e.code().value() : -EAGAIN;
+    return complete(op);
+  }
+  ++offloaded_;
+  runner_.blocking_calls_.add();
+}
+
+template <typename Poller>
+void driver<Poller>::blocking_done(void* self, io_operation* op) noexcept
+{
+  auto* d = static_cast<driver*>(self);
+  {
+    std::lock_guard<std::mutex> lock(d->returned_mutex_);
+    d->returned_.push(op);
+    d->returned_flag_.store(true, std::memory_order_release);
+  }
+  // The owner may be asleep in the poller: one wake-up per call made here
+  // (an eventfd write on epoll, an EVFILT_USER trigger on kqueue).
+  d->poller_.wake();
+}
+
+template <typename Poller>
+void driver<Poller>::collect_returned() noexcept
+{
+  if (!returned_flag_.load(std::memory_order_acquire))
+    return;
+  op_queue got;
+  {
+    std::lock_guard<std::mutex> lock(returned_mutex_);
+    got.push(returned_);
+    returned_flag_.store(false, std::memory_order_relaxed);
+  }
+  while (operation* o = got.pop())
+  {
+    --offloaded_;
+    complete(static_cast<io_operation*>(o));
+  }
 }
 
 template <typename Poller>
@@ -519,6 +626,7 @@ void driver<Poller>::retry_all_waiting() noexcept
 template <typename Poller>
 std::size_t driver<Poller>::reap(op_queue& out) noexcept
 {
+  collect_returned();
   std::size_t n = done_count_;
   if (n == 0)
     return 0;
@@ -543,6 +651,7 @@ void driver<Poller>::sleep(std::int64_t timeout_ns)
   // What the last handlers started is performed first (as io_uring submits
   // and waits in one enter); if any of it completed, only poll.
   submit();
+  collect_returned();
   if (!done_.empty())
     timeout_ns = 0;
   runner_.sleeps_.add();

@@ -44,9 +44,11 @@
 #include <zokio/detail/sched/op_queue.hpp>
 #include <zokio/detail/sched/runner.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 namespace zokio {
@@ -143,7 +145,10 @@ public:
   unsigned pending() const noexcept { return static_cast<unsigned>(pending_count_); }
   void flush() noexcept {}
   bool submit();
-  bool completions_ready() const noexcept { return !done_.empty(); }
+  bool completions_ready() const noexcept
+  {
+    return !done_.empty() || returned_flag_.load(std::memory_order_relaxed);
+  }
 
   // Operations wait for readiness and the caller will not sleep right away
   // (which would collect the events): a poll of the kernel is worth it.
@@ -155,7 +160,10 @@ public:
   void sleep(std::int64_t timeout_ns);
   void wake() noexcept { poller_.wake(); }
 
-  std::size_t in_flight() const noexcept { return pending_count_ + waiting_ + done_count_; }
+  std::size_t in_flight() const noexcept
+  {
+    return pending_count_ + waiting_ + done_count_ + offloaded_;
+  }
 
   // Nothing lasts here beyond its operation: nothing to end.
   bool retire(op_queue&) noexcept { return true; }
@@ -184,6 +192,14 @@ private:
   void issue(io_operation* op);
   void cancel(io_operation* op) noexcept;
 
+  // io_request::blocking: hands op to the blocking pool, which calls
+  // blocking_done on its thread when the call is made.
+  void offload(io_operation* op) noexcept;
+  static void blocking_done(void* self, io_operation* op) noexcept;
+
+  // Owner thread: moves the operations the pool handed back to done_.
+  void collect_returned() noexcept;
+
   // Takes op out of its descriptor's wait queue; false if it was not there
   // (done already, or never waited).
   bool unlink_waiting(io_operation* op) noexcept;
@@ -209,6 +225,16 @@ private:
   std::vector<fd_slot> slots_;      // by descriptor number
   std::unique_ptr<event[]> events_; // one wait's events
   int max_events_;
+
+  // Operations on the blocking pool (owner thread), and those it handed
+  // back: returned_ under returned_mutex_ (pool threads push, the owner
+  // takes); returned_flag_ says it is not empty, so the owner looks without
+  // the lock (release by the pool thread after the push, under the lock;
+  // the owner's relaxed look is only a hint, the take is under the lock).
+  std::size_t offloaded_ = 0;
+  std::mutex returned_mutex_;
+  op_queue returned_;
+  std::atomic<bool> returned_flag_{false};
 };
 
 #if defined(ZOKIO_HAS_EPOLL)

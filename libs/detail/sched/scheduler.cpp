@@ -2,7 +2,9 @@
 // shutdown.
 #include <zokio/detail/sched/scheduler.hpp>
 
+#include "detail/blocking_pool.hpp"
 #include "detail/driver.hpp"
+#include "detail/sigpipe.hpp"
 
 #include <boost/asio/detail/call_stack.hpp>
 
@@ -274,6 +276,9 @@ void scheduler::leave(runner& r, run_frame& frame) noexcept
 {
   current_frame = frame.outer;
   current_runner = frame.outer ? frame.outer->r : nullptr;
+  // Out of every run: the thread's signal mask as it was (sigpipe.hpp).
+  if (frame.outer == nullptr)
+    sigpipe::restore();
   if (--r.depth_ != 0)
     return;
 
@@ -890,7 +895,9 @@ zokio::statistics scheduler::statistics() const
     s.timers_fired += r->timers_fired_.get();
     s.rings += r->rings_.get();
     s.steals += r->steals_.get();
+    s.blocking_calls += r->blocking_calls_.get();
   }
+  s.blocking_threads = blocking_pool::instance().threads();
   return s;
 }
 

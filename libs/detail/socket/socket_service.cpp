@@ -112,6 +112,7 @@ void socket_service::reclaim(socket_state* st) noexcept
   }
   st->fd_ = -1;
   st->flags_ = 0;
+  st->io_hints_ = 0;
   st->close_on_drain_ = true;
   std::lock_guard<std::mutex> lock(pool_mutex_);
   st->next_free_ = free_;
@@ -149,7 +150,8 @@ socket_state* socket_service::open(int family, int type, int protocol,
   return st;
 }
 
-socket_state* socket_service::assign(int fd, bool stream, boost::system::error_code& ec)
+socket_state* socket_service::assign(int fd, bool stream, boost::system::error_code& ec,
+    std::uint8_t io_hints)
 {
   socket_state* st;
   try
@@ -164,7 +166,8 @@ socket_state* socket_service::assign(int fd, bool stream, boost::system::error_c
   st->fd_ = fd;
   st->generation_ = new_generation();
   st->flags_ = stream ? socket_ops::stream_oriented : socket_ops::datagram_oriented;
-  if (backend_is_readiness())
+  st->io_hints_ = io_hints;
+  if (backend_is_readiness() && !(io_hints & io_request::blocking))
   {
     // A readiness driver makes the system call itself and waits only when
     // it would block, so the descriptor must not block (as Asio's reactor

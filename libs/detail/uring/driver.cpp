@@ -7,10 +7,15 @@
 #include <zokio/detail/uring/net_features.hpp>
 #include <zokio/provided_buffer_pool.hpp>
 
+#include "detail/sigpipe.hpp"
 #include "detail/throw_errno.hpp"
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <poll.h>
+#include <sys/uio.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -34,6 +39,52 @@ inline void apply_hints(const io_request& q, ::io_uring_sqe* sqe) noexcept
     sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 }
 
+// ZOKIO_URING_RW_NOWAIT=1 (tests): stream reads and writes that may wait
+// for readiness (io_request::poll_then_retry) are submitted with
+// RWF_NOWAIT, so the kernel refuses them with EAGAIN when they would wait,
+// as older kernels do for every O_NONBLOCK descriptor: the poll-and-retry
+// path then runs on any kernel.
+bool rw_nowait_for_tests() noexcept
+{
+  static const bool on = [] {
+    const char* v = std::getenv("ZOKIO_URING_RW_NOWAIT");
+    return v && std::strcmp(v, "1") == 0;
+  }();
+  return on;
+}
+
+inline std::uint64_t offset_of(const io_request& q) noexcept
+{
+  // -1 as an unsigned offset: the file's current position (IORING_FEAT_RW_CUR_POS, 5.6).
+  return q.offset < 0 ? ~std::uint64_t(0) : static_cast<std::uint64_t>(q.offset);
+}
+
+// Fills sqe with a transfer (read, readv, write, writev) or fsync.
+void fill_transfer(const io_request& q, ::io_uring_sqe* sqe) noexcept
+{
+  const unsigned count = static_cast<unsigned>(q.size);
+  switch (q.kind)
+  {
+  case io_request::read:
+    ::io_uring_prep_read(sqe, q.fd, q.data, count, offset_of(q));
+    break;
+  case io_request::readv:
+    ::io_uring_prep_readv(sqe, q.fd, static_cast<const ::iovec*>(q.data), count, offset_of(q));
+    break;
+  case io_request::write:
+    ::io_uring_prep_write(sqe, q.fd, q.data, count, offset_of(q));
+    break;
+  case io_request::writev:
+    ::io_uring_prep_writev(sqe, q.fd, static_cast<const ::iovec*>(q.data), count, offset_of(q));
+    break;
+  default: // fsync
+    ::io_uring_prep_fsync(sqe, q.fd, q.flags == io_request::fsync_data ? IORING_FSYNC_DATASYNC : 0);
+    return;
+  }
+  if ((q.hints & io_request::poll_then_retry) && rw_nowait_for_tests())
+    sqe->rw_flags |= RWF_NOWAIT;
+}
+
 // Fills sqe from op's request (user_data is the caller's).
 void fill_sqe(io_operation* op, ::io_uring_sqe* sqe) noexcept
 {
@@ -44,6 +95,14 @@ void fill_sqe(io_operation* op, ::io_uring_sqe* sqe) noexcept
     // and it completes as cancelled (socket_op::result).
     ::io_uring_prep_nop(sqe);
     op->nop_ = true;
+    op->polling_ = false;  // the NOP's CQE is the operation's last
+    return;
+  }
+  if (op->polling_)
+  {
+    // Waiting for the readiness a refused transfer needs (see reap).
+    const bool out = q.kind == io_request::write || q.kind == io_request::writev;
+    ::io_uring_prep_poll_add(sqe, q.fd, out ? POLLOUT : POLLIN);
     return;
   }
   switch (q.kind)
@@ -103,6 +162,17 @@ void fill_sqe(io_operation* op, ::io_uring_sqe* sqe) noexcept
     apply_hints(q, sqe);
     break;
   }
+  case io_request::read:
+  case io_request::readv:
+  case io_request::write:
+  case io_request::writev:
+  case io_request::fsync:
+    // A write to a pipe whose reader has gone raises SIGPIPE on the thread
+    // that submits it (sigpipe.hpp); reap takes it after EPIPE.
+    if (q.hints & io_request::no_sigpipe)
+      sigpipe::block();
+    fill_transfer(q, sqe);
+    break;
   case io_request::cancel:
     ::io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(q.data), 0);
     break;
@@ -382,12 +452,15 @@ std::size_t driver::reap(op_queue& out)
       continue;
     }
     auto* op = reinterpret_cast<io_operation*>(data);
+    --in_flight_;
+    if (op->req_.hints & (io_request::poll_then_retry | io_request::no_sigpipe))
+      if (!transfer_outcome(op, cqe->res))
+        continue;  // submitted again
     op->result_ = cqe->res;
     op->result_flags_ = (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY)
       ? io_operation::flag_socket_nonempty : 0u;
     if (cqe->flags & IORING_CQE_F_BUFFER)
       op->buffer_id_ = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-    --in_flight_;
     out.push(op);
   }
   if (n)
@@ -398,6 +471,37 @@ std::size_t driver::reap(op_queue& out)
     runner_.max_batch_.raise_to(n);
   }
   return n;
+}
+
+bool driver::transfer_outcome(io_operation* op, int res)
+{
+  if (op->req_.hints & io_request::poll_then_retry)
+  {
+    if (op->polling_)
+    {
+      // The readiness came (or an error, or POLLHUP: the retried transfer
+      // reports it); a failed poll (cancelled) is the operation's result.
+      op->polling_ = false;
+      if (res >= 0)
+      {
+        start(op);
+        return false;
+      }
+    }
+    else if (res == -EAGAIN)
+    {
+      // The descriptor is O_NONBLOCK and this kernel does not wait for it:
+      // wait for readiness, under the same user_data (a cancel finds the
+      // poll as it would have found the transfer; one started after this
+      // point finds cancelled_ set and fill_sqe makes a NOP).
+      op->polling_ = true;
+      start(op);
+      return false;
+    }
+  }
+  if (res == -EPIPE && (op->req_.hints & io_request::no_sigpipe))
+    sigpipe::consume();
+  return true;
 }
 
 bool driver::retire(op_queue& out) noexcept

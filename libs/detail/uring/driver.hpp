@@ -146,6 +146,11 @@ private:
   void flush_backlog();
   ::io_uring_sqe* get_sqe();          // flushes a full queue once; null if still full
 
+  // A transfer with poll_then_retry or no_sigpipe completed with res: false
+  // if it was submitted again (a poll after EAGAIN, the transfer after the
+  // poll), true if res is its outcome (a SIGPIPE it raised is taken).
+  bool transfer_outcome(io_operation* op, int res);
+
   runner& runner_;
   const driver_sizes sizes_;
   std::unique_ptr<uring::ring> ring_;

@@ -173,7 +173,7 @@ private:
   // Counters (owner writes, anyone reads; the driver writes the first four,
   // sleeps_, wakeups_ and rings_).
   owned_counter submissions_, kernel_entries_, completions_, batches_, max_batch_,
-      handlers_run_, sleeps_, wakeups_, timers_fired_, rings_, steals_;
+      handlers_run_, sleeps_, wakeups_, timers_fired_, rings_, steals_, blocking_calls_;
 
   runner* next_ = nullptr;            // scheduler's list; immutable once published
 

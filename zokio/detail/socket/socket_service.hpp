@@ -24,6 +24,7 @@
 #include <zokio/detail/socket/ops/recv_op.hpp>
 #include <zokio/detail/socket/ops/recv_provided_op.hpp>
 #include <zokio/detail/socket/ops/send_op.hpp>
+#include <zokio/detail/socket/ops/transfer_op.hpp>
 #include <zokio/detail/socket/socket_handler.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
 #include <zokio/detail/socket/socket_state.hpp>
@@ -35,8 +36,10 @@
 #include <boost/asio/socket_base.hpp>
 
 #include <cerrno>
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include <poll.h>
@@ -72,8 +75,12 @@ public:
   socket_state* open(int family, int type, int protocol, boost::system::error_code& ec);
 
   // Wraps an existing descriptor; stream tells whether it is stream-oriented
-  // (a zero-byte receive then means end of stream).
-  socket_state* assign(int fd, bool stream, boost::system::error_code& ec);
+  // (a zero-byte receive then means end of stream). io_hints: the hints of
+  // its reads and writes (socket_state::io_hints_); with
+  // io_request::blocking (a regular file) the descriptor is left blocking
+  // on the readiness backends, whose blocking pool makes its calls.
+  socket_state* assign(int fd, bool stream, boost::system::error_code& ec,
+      std::uint8_t io_hints = 0);
 
   // Detaches the state from its socket object and cancels its operations;
   // the descriptor is closed now or when the last operation completes. st
@@ -176,6 +183,40 @@ public:
     start(o, st, slot);
   }
 
+  // Reads (Buffer mutable_buffer) or writes (const_buffer) at offset, or at
+  // the current position when offset is -1: descriptors, pipes and files.
+  template <typename Buffer, typename BufferSequence, typename Handler, typename IoExecutor>
+  void async_transfer(socket_state* st, std::int64_t offset, const BufferSequence& buffers,
+      Handler& handler, const IoExecutor& io_ex)
+  {
+    using op = transfer_op<Buffer, BufferSequence, Handler, IoExecutor>;
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, buffers, offset);
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -EBADF);
+    if (o->total_size() == 0)
+      return o->complete_now(scheduler_, 0);
+    // A read never raises SIGPIPE: its completion need not look for one.
+    o->req_.hints |= std::is_same_v<Buffer, boost::asio::mutable_buffer>
+        ? static_cast<std::uint8_t>(st->io_hints_ & ~io_request::no_sigpipe) : st->io_hints_;
+    start(o, st, slot);
+  }
+
+  // fsync (data_only: fdatasync) of a file.
+  template <typename Handler, typename IoExecutor>
+  void async_fsync(socket_state* st, bool data_only, Handler& handler, const IoExecutor& io_ex)
+  {
+    using op = fsync_op<Handler, IoExecutor>;
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, data_only);
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -EBADF);
+    o->req_.hints |= st->io_hints_ & io_request::blocking;
+    start(o, st, slot);
+  }
+
   // Connects st (which the caller has opened). If opening failed the caller
   // passes the error as open_error and the operation completes with it.
   template <typename Endpoint, typename Handler, typename IoExecutor>
@@ -258,6 +299,7 @@ private:
   {
     o->attach(st);
     if (scheduler_.backend() != zokio::backend::io_uring
+        && !(st->io_hints_ & io_request::blocking)
         && !(st->flags_ & (boost::asio::detail::socket_ops::user_set_non_blocking
             | boost::asio::detail::socket_ops::internal_non_blocking)))
       if (int err = make_non_blocking(*st))

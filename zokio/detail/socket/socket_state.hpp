@@ -1,4 +1,5 @@
-// zokio/detail/socket/socket_state.hpp: the shared state of one open socket.
+// zokio/detail/socket/socket_state.hpp: the shared state of one open socket
+// (or descriptor, pipe or file: every descriptor object of zokio has one).
 //
 // A socket object (basic_socket and friends) points to a socket_state; so
 // does every operation in flight on it. The state outlives the socket object
@@ -73,6 +74,12 @@ public:
   // Asio's socket state bits (user_set_non_blocking, stream_oriented, ...),
   // for the synchronous calls of socket_ops. Touched by the socket's owner.
   boost::asio::detail::socket_ops::state_type flags_ = 0;
+
+  // io_request hints every read and write on the descriptor carries (set
+  // when it is assigned): stream | poll_then_retry | no_sigpipe for pipes,
+  // terminals and other pollable descriptors, blocking for regular files, 0
+  // for sockets. Fixed while the state is in use.
+  std::uint8_t io_hints_ = 0;
 
   // Under lock_: whether a socket object still holds the state, whether the
   // descriptor is closed once the operations drain (not after release()),

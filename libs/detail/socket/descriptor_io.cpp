@@ -1,0 +1,107 @@
+// libs/detail/socket/descriptor_io.cpp: see zokio/detail/socket/descriptor_io.hpp.
+#include <zokio/detail/socket/descriptor_io.hpp>
+
+#include "detail/sigpipe.hpp"
+
+#include <boost/asio/detail/socket_ops.hpp>
+#include <boost/asio/error.hpp>
+
+#include <cerrno>
+#include <poll.h>
+#include <unistd.h>
+
+namespace zokio {
+namespace detail {
+namespace {
+
+namespace socket_ops = boost::asio::detail::socket_ops;
+
+boost::system::error_code errno_code(int e) noexcept
+{
+  return boost::system::error_code(e, boost::asio::error::get_system_category());
+}
+
+// Waits until fd is ready for events; false with ec set on failure.
+bool wait_ready(int fd, short events, boost::system::error_code& ec) noexcept
+{
+  ::pollfd p{fd, events, 0};
+  for (;;)
+  {
+    int r = ::poll(&p, 1, -1);
+    if (r >= 0)
+      return true;
+    if (errno != EINTR)
+    {
+      ec = errno_code(errno);
+      return false;
+    }
+  }
+}
+
+template <bool Write>
+std::size_t transfer(int fd, unsigned char state, std::int64_t offset, const ::iovec* iov,
+    std::size_t count, std::size_t total, boost::system::error_code& ec)
+{
+  if (fd < 0)
+  {
+    ec = boost::asio::error::bad_descriptor;
+    return 0;
+  }
+  if (total == 0)
+  {
+    ec = boost::system::error_code();
+    return 0;
+  }
+  const int n = static_cast<int>(count);
+  for (;;)
+  {
+    long r;
+    if constexpr (Write)
+      r = offset < 0 ? ::writev(fd, iov, n) : ::pwritev(fd, iov, n, static_cast<::off_t>(offset));
+    else
+      r = offset < 0 ? ::readv(fd, iov, n) : ::preadv(fd, iov, n, static_cast<::off_t>(offset));
+    if (r > 0)
+    {
+      ec = boost::system::error_code();
+      return static_cast<std::size_t>(r);
+    }
+    if (r == 0)
+    {
+      ec = Write ? boost::system::error_code() : boost::asio::error::eof;
+      return 0;
+    }
+    const int e = errno;
+    if (e == EINTR)
+      continue;
+    // Would block: a user's non-blocking mode says so; a mode the readiness
+    // backend set waits here, as a blocking descriptor would have.
+    if ((e == EAGAIN || e == EWOULDBLOCK) && !(state & socket_ops::user_set_non_blocking)
+        && (state & socket_ops::internal_non_blocking))
+    {
+      if (!wait_ready(fd, Write ? POLLOUT : POLLIN, ec))
+        return 0;
+      continue;
+    }
+    ec = errno_code(e);
+    return 0;
+  }
+}
+
+} // namespace
+
+std::size_t sync_read(int fd, unsigned char state, std::int64_t offset, const ::iovec* iov,
+    std::size_t count, std::size_t total, boost::system::error_code& ec)
+{
+  return transfer<false>(fd, state, offset, iov, count, total, ec);
+}
+
+std::size_t sync_write(int fd, unsigned char state, std::int64_t offset, const ::iovec* iov,
+    std::size_t count, std::size_t total, boost::system::error_code& ec)
+{
+  // A pipe whose reader has gone: broken_pipe, not a signal.
+  sigpipe::scope no_signal;
+  return transfer<true>(fd, state, offset, iov, count, total, ec);
+}
+
+} // namespace detail
+} // namespace zokio

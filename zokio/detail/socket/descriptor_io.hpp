@@ -1,0 +1,53 @@
+// zokio/detail/socket/descriptor_io.hpp: the synchronous reads and writes of
+// descriptors and files (read_some, write_some, their _at forms).
+//
+// Each makes the system call and, on a descriptor the readiness backend
+// made non-blocking behind the user's back (internal_non_blocking), waits
+// with poll() when it would block, as Asio's descriptor_ops do. A write
+// never raises SIGPIPE (it reports broken_pipe). A read of zero bytes into
+// a non-empty buffer is boost::asio::error::eof.
+#ifndef ZOKIO_DETAIL_SOCKET_DESCRIPTOR_IO_HPP
+#define ZOKIO_DETAIL_SOCKET_DESCRIPTOR_IO_HPP
+
+#include <zokio/detail/socket/socket_buffers.hpp>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+#include <sys/uio.h>
+
+namespace zokio {
+namespace detail {
+
+// state: Asio's socket_ops state bits of the descriptor. offset -1: the
+// current position. iov: count buffers of total bytes in all.
+std::size_t sync_read(int fd, unsigned char state, std::int64_t offset, const ::iovec* iov,
+    std::size_t count, std::size_t total, boost::system::error_code& ec);
+
+std::size_t sync_write(int fd, unsigned char state, std::int64_t offset, const ::iovec* iov,
+    std::size_t count, std::size_t total, boost::system::error_code& ec);
+
+// The same for an Asio buffer sequence (the first stream_max_buffers).
+template <typename MutableBufferSequence>
+std::size_t sync_read(int fd, unsigned char state, std::int64_t offset,
+    const MutableBufferSequence& buffers, boost::system::error_code& ec)
+{
+  socket_buffers<boost::asio::mutable_buffer, MutableBufferSequence, stream_max_buffers> b(buffers);
+  return sync_read(fd, state, offset, b.iov(), b.count(), b.total_size(), ec);
+}
+
+template <typename ConstBufferSequence>
+std::size_t sync_write(int fd, unsigned char state, std::int64_t offset,
+    const ConstBufferSequence& buffers, boost::system::error_code& ec)
+{
+  socket_buffers<boost::asio::const_buffer, ConstBufferSequence, stream_max_buffers> b(buffers);
+  return sync_write(fd, state, offset, b.iov(), b.count(), b.total_size(), ec);
+}
+
+} // namespace detail
+} // namespace zokio
+
+#endif // ZOKIO_DETAIL_SOCKET_DESCRIPTOR_IO_HPP

@@ -4,6 +4,7 @@
 
 #include <zokio/basic_datagram_socket.hpp>
 #include <zokio/basic_readable_pipe.hpp>
+#include <zokio/basic_signal_set.hpp>
 #include <zokio/basic_socket.hpp>
 #include <zokio/basic_socket_acceptor.hpp>
 #include <zokio/basic_stream_socket.hpp>
@@ -19,8 +20,10 @@
 #include <zokio/posix/basic_stream_descriptor.hpp>
 #include <zokio/posix/stream_descriptor.hpp>
 #include <zokio/priority.hpp>
+#include <zokio/process.hpp>
 #include <zokio/provided_buffer_pool.hpp>
 #include <zokio/readable_pipe.hpp>
+#include <zokio/signal_set.hpp>
 #include <zokio/spawn.hpp>
 #include <zokio/statistics.hpp>
 #include <zokio/thread_pool.hpp>

@@ -249,7 +249,7 @@ void install_asio_bridge(boost::asio::execution_context& ctx, scheduler& impl)
   const int hint = impl.concurrency_hint() == 1 ? 1 : 0;
   auto* asio = new ad::scheduler(ctx, hint, false, &bridged_task);
   boost::asio::add_service(ctx, asio);
-  impl.set_idle_hook(&boost::asio::use_service<asio_bridge>(ctx));
+  impl.add_idle_hook(&boost::asio::use_service<asio_bridge>(ctx));
 }
 
 } // namespace detail

@@ -161,8 +161,8 @@ void scheduler::retire_this_thread() noexcept
     return;
   // The Asio bridge's poll first: it only waits for the poll's completion
   // to be posted, which the runner's retirement then reaps with the rest.
-  if (idle_hook_)
-    idle_hook_->retire_this_thread();
+  for (idle_hook* h = idle_hooks_.load(std::memory_order_acquire); h; h = h->next_hook_)
+    h->retire_this_thread();
   op_queue out;
   drv::retire(*mine, out);
   // This thread runs no runner of this scheduler now: to the inject queue,
@@ -298,6 +298,15 @@ void scheduler::publish_private(runner& r) noexcept
     outstanding_work_.fetch_add(balance, std::memory_order_relaxed);
   else if (balance < 0)
     work_finished(-balance);
+}
+
+// Each idle hook in turn; true if one made something ready.
+bool scheduler::any_hook_before_sleep(runner& r)
+{
+  for (idle_hook* h = idle_hooks_.load(std::memory_order_acquire); h; h = h->next_hook_)
+    if (h->before_sleep(r))
+      return true;
+  return false;
 }
 
 bool scheduler::spin_for_work(runner& r)
@@ -796,7 +805,7 @@ std::size_t scheduler::do_run(run_mode mode, std::int64_t deadline_ns)
       // one): look a little longer before paying for a sleep and a wake-up.
       if (spin_for_work(r))
         continue;
-      if (idle_hook_ && idle_hook_->before_sleep(r))
+      if (any_hook_before_sleep(r))
         continue;
 
       // Sleep. Publish finished work first (the count may reach zero and

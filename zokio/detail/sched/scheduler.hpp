@@ -320,7 +320,8 @@ public:
   }
 
   // Something this scheduler drives besides its own operations (the Asio
-  // bridge), consulted by a runner just before it sleeps in the kernel.
+  // bridge, the signal service's pipe read), consulted by a runner just
+  // before it sleeps in the kernel and by a thread that leaves for good.
   class idle_hook
   {
   public:
@@ -336,11 +337,23 @@ public:
 
   protected:
     ~idle_hook() = default;
+
+  private:
+    friend class scheduler;
+    idle_hook* next_hook_ = nullptr;  // immutable once published
   };
 
-  // Set once, by the context's constructor, before any other thread can see
-  // the scheduler.
-  void set_idle_hook(idle_hook* h) noexcept { idle_hook_ = h; }
+  // Adds h, which must live until the scheduler's shutdown (a service of
+  // the context). Any thread, any time: the list is only ever pushed to
+  // (release), and runners walk it after an acquire load of its head.
+  void add_idle_hook(idle_hook* h) noexcept
+  {
+    idle_hook* head = idle_hooks_.load(std::memory_order_relaxed);
+    do
+      h->next_hook_ = head;
+    while (!idle_hooks_.compare_exchange_weak(head, h, std::memory_order_release,
+        std::memory_order_relaxed));
+  }
 
 private:
   enum run_mode { mode_run, mode_run_one, mode_poll, mode_poll_one };
@@ -402,6 +415,7 @@ private:
   void flush_local(runner& r) noexcept;
   void publish_private(runner& r) noexcept;
   bool spin_for_work(runner& r);
+  bool any_hook_before_sleep(runner& r);
   bool submit_before_spin(runner& r);
   bool spin_once(runner& r) noexcept;
 
@@ -495,7 +509,7 @@ private:
   inject_queue immediate_;   // immediate class
   inject_queue background_;  // background class
   inject_queue internal_;    // internal steps (post_internal), not counted as work
-  idle_hook* idle_hook_ = nullptr;  // see set_idle_hook
+  std::atomic<idle_hook*> idle_hooks_{nullptr};  // see add_idle_hook
 
   // Every runner ever created, newest first. Runners are never removed before
   // the scheduler is destroyed, so wakers walk the list without a lock.

@@ -1,0 +1,316 @@
+// Tests of zokio::stream_file and zokio::random_access_file on every backend
+// (io_uring requests; the blocking pool on epoll and kqueue).
+#include <zokio/random_access_file.hpp>
+#include <zokio/stream_file.hpp>
+#include <zokio/thread_pool.hpp>
+
+#define BOOST_TEST_MODULE file
+#include <boost/test/unit_test.hpp>
+
+#include <support/run.hpp>
+
+#include <zokio/backend.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_at.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/asio/write_at.hpp>
+
+#include <array>
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using error_code = boost::system::error_code;
+
+namespace {
+
+// A file name of its own in the temporary directory, removed afterwards.
+struct temp_path
+{
+  fs::path path;
+  temp_path()
+  {
+    static std::atomic<int> n{0};
+    path = fs::temp_directory_path()
+        / ("zokio-file-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+  }
+  ~temp_path()
+  {
+    std::error_code ignored;
+    fs::remove(path, ignored);
+  }
+  std::string str() const { return path.string(); }
+};
+
+std::vector<char> pattern(std::size_t n, unsigned seed = 1)
+{
+  std::vector<char> v(n);
+  for (std::size_t i = 0; i < n; ++i)
+    v[i] = static_cast<char>(((i + seed) * 2654435761u) >> 24);
+  return v;
+}
+
+bool on_readiness() { return zokio::current_backend().backend != zokio::backend::io_uring; }
+
+} // namespace
+
+namespace compile {
+
+static_assert(std::is_same_v<zokio::stream_file::native_handle_type, int>);
+static_assert(zokio::file_base::read_only == O_RDONLY);
+static_assert(zokio::file_base::seek_end == SEEK_END);
+static_assert(!std::is_copy_constructible_v<zokio::random_access_file>);
+
+[[maybe_unused]] asio::awaitable<void> coroutine(zokio::stream_file& s, zokio::random_access_file& r)
+{
+  char buf[16];
+  std::size_t n = co_await s.async_read_some(asio::buffer(buf), asio::use_awaitable);
+  n += co_await s.async_write_some(asio::buffer(buf), asio::use_awaitable);
+  n += co_await r.async_read_some_at(0, asio::buffer(buf), asio::use_awaitable);
+  n += co_await r.async_write_some_at(0, asio::buffer(buf), asio::use_awaitable);
+  n += co_await asio::async_read_at(r, 0, asio::buffer(buf), asio::use_awaitable);
+  n += co_await asio::async_write_at(r, 0, asio::buffer(buf), asio::use_awaitable);
+  co_await r.async_sync_data(asio::use_awaitable);
+  (void)n;
+}
+
+} // namespace compile
+
+BOOST_AUTO_TEST_CASE(a_stream_file_is_written_and_read_back_through_composed_operations)
+{
+  temp_path tmp;
+  zokio::io_context ctx;
+  const auto data = pattern(3 << 20);
+  error_code wec;
+  {
+    zokio::stream_file out(ctx, tmp.str(),
+        zokio::file_base::write_only | zokio::file_base::create | zokio::file_base::truncate);
+    // Several buffers at once (WRITEV).
+    std::array<asio::const_buffer, 3> bufs{asio::buffer(data.data(), 100),
+        asio::buffer(data.data() + 100, 1 << 20), asio::buffer(data.data() + 100 + (1 << 20), data.size() - 100 - (1 << 20))};
+    asio::async_write(out, bufs, [&](error_code e, std::size_t n) {
+      wec = e;
+      BOOST_TEST(n == data.size());
+    });
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(!wec);
+    BOOST_TEST(out.size() == data.size());
+  }
+  zokio::stream_file in(ctx, tmp.str(), zokio::file_base::read_only);
+  std::vector<char> got(data.size());
+  error_code rec;
+  ctx.restart();
+  asio::async_read(in, asio::buffer(got), [&](error_code e, std::size_t n) {
+    rec = e;
+    BOOST_TEST(n == data.size());
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(!rec);
+  BOOST_TEST((got == data));
+
+  // At the end: eof, asynchronously and synchronously; seek back and read.
+  char c;
+  error_code eof;
+  ctx.restart();
+  in.async_read_some(asio::buffer(&c, 1), [&](error_code e, std::size_t) { eof = e; });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(eof == asio::error::eof);
+  in.read_some(asio::buffer(&c, 1), eof);
+  BOOST_TEST(eof == asio::error::eof);
+  BOOST_TEST(in.seek(-10, zokio::file_base::seek_end) == data.size() - 10);
+  std::array<char, 10> tail{};
+  BOOST_TEST(asio::read(in, asio::buffer(tail)) == 10u);
+  BOOST_TEST(std::equal(tail.begin(), tail.end(), data.end() - 10));
+}
+
+BOOST_AUTO_TEST_CASE(random_access_reads_in_flight_at_many_offsets)
+{
+  temp_path tmp;
+  zokio::io_context ctx;
+  const auto data = pattern(1 << 20, 7);
+  zokio::random_access_file f(ctx, tmp.str(),
+      zokio::file_base::read_write | zokio::file_base::create | zokio::file_base::exclusive);
+  BOOST_TEST(asio::write_at(f, 0, asio::buffer(data)) == data.size());
+  constexpr std::size_t block = 4096;
+  const std::size_t blocks = data.size() / block;
+  std::vector<char> got(data.size());
+  std::size_t done = 0;
+  // Every block at once, in reverse order.
+  for (std::size_t i = blocks; i-- > 0;)
+    asio::async_read_at(f, i * block, asio::buffer(got.data() + i * block, block),
+        [&](error_code e, std::size_t n) {
+          BOOST_TEST(!e);
+          BOOST_TEST(n == block);
+          ++done;
+        });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(done == blocks);
+  BOOST_TEST((got == data));
+
+  // Past the end: eof; a write far out extends the file.
+  char c;
+  error_code ec;
+  ctx.restart();
+  f.async_read_some_at(data.size(), asio::buffer(&c, 1), [&](error_code e, std::size_t) { ec = e; });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(ec == asio::error::eof);
+  ctx.restart();
+  f.async_write_some_at(5 << 20, asio::buffer("z", 1), [&](error_code e, std::size_t) { ec = e; });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(!ec);
+  BOOST_TEST(f.size() == (5u << 20) + 1);
+  f.resize(10);
+  BOOST_TEST(f.size() == 10u);
+  BOOST_TEST(f.read_some_at(3, asio::buffer(&c, 1)) == 1u);
+  BOOST_TEST(c == data[3]);
+}
+
+BOOST_AUTO_TEST_CASE(syncs_synchronous_and_asynchronous)
+{
+  temp_path tmp;
+  zokio::io_context ctx;
+  zokio::random_access_file f(ctx, tmp.str(), zokio::file_base::write_only | zokio::file_base::create);
+  f.write_some_at(0, asio::buffer("abc", 3));
+  f.sync_all();
+  f.sync_data();
+  error_code a = asio::error::would_block, d = asio::error::would_block;
+  f.async_sync_all([&](error_code e) { a = e; });
+  f.async_sync_data([&](error_code e) { d = e; });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(!a);
+  BOOST_TEST(!d);
+}
+
+BOOST_AUTO_TEST_CASE(open_errors_and_closed_files)
+{
+  temp_path tmp;
+  zokio::io_context ctx;
+  zokio::stream_file f(ctx);
+  error_code ec;
+  f.open(tmp.str(), zokio::file_base::read_only, ec);
+  BOOST_TEST(ec == boost::system::errc::no_such_file_or_directory);
+  BOOST_TEST(!f.is_open());
+  f.open(tmp.str(), zokio::file_base::write_only | zokio::file_base::create, ec);
+  BOOST_TEST(!ec);
+  f.open(tmp.str(), zokio::file_base::read_only, ec);
+  BOOST_TEST(ec == asio::error::already_open);
+  zokio::stream_file g(ctx);
+  g.open(tmp.str(), zokio::file_base::write_only | zokio::file_base::create | zokio::file_base::exclusive, ec);
+  BOOST_TEST(ec == boost::system::errc::file_exists);
+  BOOST_CHECK_THROW(zokio::random_access_file(ctx, "/nonexistent/dir/file", zokio::file_base::read_only),
+      boost::system::system_error);
+
+  // A closed file: bad_descriptor everywhere, asynchronously too.
+  char c;
+  g.read_some(asio::buffer(&c, 1), ec);
+  BOOST_TEST(ec == asio::error::bad_descriptor);
+  g.size(ec);
+  BOOST_TEST(ec == asio::error::bad_descriptor);
+  g.sync_all(ec);
+  BOOST_TEST(ec == asio::error::bad_descriptor);
+  error_code ra, sa;
+  g.async_read_some(asio::buffer(&c, 1), [&](error_code e, std::size_t) { ra = e; });
+  g.async_sync_all([&](error_code e) { sa = e; });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(ra == asio::error::bad_descriptor);
+  BOOST_TEST(sa == asio::error::bad_descriptor);
+
+  // Writing a read-only file: the kernel's error.
+  zokio::stream_file ro(ctx, tmp.str(), zokio::file_base::read_only);
+  error_code we;
+  ctx.restart();
+  ro.async_write_some(asio::buffer("x", 1), [&](error_code e, std::size_t) { we = e; });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(we == asio::error::bad_descriptor);
+
+  // release() keeps the descriptor open.
+  int fd = ro.release();
+  BOOST_TEST(!ro.is_open());
+  BOOST_TEST(::fcntl(fd, F_GETFD) != -1);
+  ::close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(close_with_transfers_pending_completes_each_once)
+{
+  temp_path tmp;
+  zokio::io_context ctx;
+  const auto data = pattern(8 << 20, 3);
+  zokio::random_access_file f(ctx, tmp.str(),
+      zokio::file_base::read_write | zokio::file_base::create);
+  asio::write_at(f, 0, asio::buffer(data));
+  const int fd = f.native_handle();
+  std::vector<char> got(data.size());
+  int completions = 0, ok = 0;
+  for (std::size_t i = 0; i < 64; ++i)
+    f.async_read_some_at(i * (128 << 10), asio::buffer(got.data() + i * (128 << 10), 128 << 10),
+        [&](error_code e, std::size_t) {
+          ++completions;
+          ok += !e;
+        });
+  f.close();
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(completions == 64);
+  BOOST_TEST_MESSAGE(ok << " of 64 reads had started when the file was closed");
+  BOOST_TEST(::fcntl(fd, F_GETFD) == -1, "closed once every transfer came back");
+}
+
+BOOST_AUTO_TEST_CASE(the_readiness_backends_use_the_blocking_pool)
+{
+  temp_path tmp;
+  zokio::io_context ctx;
+  zokio::random_access_file f(ctx, tmp.str(), zokio::file_base::read_write | zokio::file_base::create);
+  for (int i = 0; i < 10; ++i)
+    f.async_write_some_at(i, asio::buffer("q", 1), [](error_code, std::size_t) {});
+  zokio_test::run_bounded(ctx);
+  auto s = ctx.statistics();
+  if (on_readiness())
+  {
+    BOOST_TEST(s.blocking_calls == 10u);
+    BOOST_TEST(s.blocking_threads >= 1u);
+    BOOST_TEST(s.blocking_threads <= 8u);
+  }
+  else
+  {
+    BOOST_TEST(s.blocking_calls == 0u, "io_uring makes file requests itself");
+  }
+  BOOST_TEST(f.size() == 10u);
+}
+
+BOOST_AUTO_TEST_CASE(files_on_a_thread_pool_with_coroutines)
+{
+  temp_path tmp;
+  const auto data = pattern(2 << 20, 11);
+  {
+    zokio::io_context ctx;
+    zokio::random_access_file f(ctx, tmp.str(), zokio::file_base::write_only | zokio::file_base::create);
+    asio::write_at(f, 0, asio::buffer(data));
+  }
+  zokio::thread_pool pool(2);
+  zokio::random_access_file f(pool, tmp.str(), zokio::file_base::read_only);
+  std::atomic<int> good{0};
+  constexpr int readers = 16;
+  const std::size_t part = data.size() / readers;
+  for (int i = 0; i < readers; ++i)
+  {
+    asio::co_spawn(pool, [&, i]() -> asio::awaitable<void> {
+      std::vector<char> buf(part);
+      std::size_t n = co_await asio::async_read_at(f, i * part, asio::buffer(buf), asio::use_awaitable);
+      if (n == part && std::equal(buf.begin(), buf.end(), data.begin() + i * part))
+        ++good;
+    }, asio::detached);
+  }
+  pool.join();
+  BOOST_TEST(good.load() == readers);
+}

@@ -7,9 +7,18 @@
 // doc_root (default: the current directory); anything else is 404.
 // Connections are kept alive as the client asks. One coroutine per
 // connection: beast::http::async_read and async_write work directly on a
-// zokio::ip::tcp::socket.
+// zokio::ip::tcp::socket. Files are read with zokio::random_access_file in
+// 64 KiB blocks, each sent before the next is read: no read of the disk
+// blocks the thread (io_uring requests; zokio's blocking pool on epoll and
+// kqueue).
+//
+// SIGINT or SIGTERM (a zokio::signal_set) stops the server gracefully: it
+// stops accepting, closes the connections that wait for a request, lets
+// the requests in flight finish, and exits with status 0.
 #include <zokio/io_context.hpp>
 #include <zokio/ip/tcp.hpp>
+#include <zokio/random_access_file.hpp>
+#include <zokio/signal_set.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -19,8 +28,13 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/version.hpp>
 
+#include <array>
+#include <filesystem>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <list>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -61,15 +75,90 @@ http::response<Body> make_response(const http::request<http::string_body>& req, 
   return res;
 }
 
-asio::awaitable<void> serve(tcp::socket socket, std::string doc_root)
+// The connections, so that a stop can close those that wait for a request.
+// Connections run on any thread of the context: under the mutex.
+struct server_state
 {
+  std::mutex mutex;
+  bool stopping = false;
+  struct connection
+  {
+    tcp::socket* socket;
+    bool idle;  // waiting for the start of a request
+  };
+  std::list<connection> connections;
+
+  // Stops accepting (the caller closes the acceptor) and ends every idle
+  // connection's wait with the end of the stream (a receive shutdown lasts,
+  // so a read that is only about to start ends too); busy ones close after
+  // their response.
+  void stop()
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    stopping = true;
+    for (auto& c : connections)
+    {
+      beast::error_code ignored;
+      if (c.idle)
+        c.socket->shutdown(tcp::socket::shutdown_receive, ignored);
+    }
+  }
+};
+
+// Sends path's contents after the response header: each block read from
+// the file (asynchronously, at its offset) is written before the next.
+asio::awaitable<beast::error_code> send_file(tcp::socket& socket,
+    const http::request<http::string_body>& req, zokio::random_access_file& file,
+    const std::string& path)
+{
+  const std::uint64_t size = file.size();
+  auto res = make_response<http::empty_body>(req, http::status::ok);
+  res.set(http::field::content_type, mime_type(path));
+  res.content_length(size);
+  http::response_serializer<http::empty_body> sr(res);
+  auto [hec, hn] = co_await http::async_write_header(socket, sr, asio::as_tuple(use_awaitable));
+  if (hec)
+    co_return hec;
+  std::array<char, 64 * 1024> block;
+  for (std::uint64_t offset = 0; offset < size;)
+  {
+    auto [rec, n] = co_await file.async_read_some_at(offset, asio::buffer(block),
+        asio::as_tuple(use_awaitable));
+    if (rec)
+      co_return rec;  // the file shrank or failed: the connection is closed
+    auto [wec, m] = co_await asio::async_write(socket, asio::buffer(block.data(), n),
+        asio::as_tuple(use_awaitable));
+    if (wec)
+      co_return wec;
+    offset += n;
+  }
+  co_return beast::error_code();
+}
+
+asio::awaitable<void> serve(tcp::socket socket, std::string doc_root, server_state& state)
+{
+  std::list<server_state::connection>::iterator me;
+  {
+    std::lock_guard<std::mutex> lock(state.mutex);
+    if (state.stopping)
+      co_return;
+    me = state.connections.insert(state.connections.end(), {&socket, true});
+  }
+  auto set_idle = [&](bool idle) {
+    std::lock_guard<std::mutex> lock(state.mutex);
+    me->idle = idle;
+    return !state.stopping;
+  };
   beast::flat_buffer buffer;
   for (;;)
   {
+    if (!set_idle(true))
+      break;  // stopping: no new request on this connection
     http::request<http::string_body> req;
     auto [ec, n] = co_await http::async_read(socket, buffer, req, asio::as_tuple(use_awaitable));
+    set_idle(false);
     if (ec)
-      break; // end_of_stream, reset, bad request
+      break; // end_of_stream (also after a stop), reset, bad request
     std::string target(req.target());
     bool keep_alive = req.keep_alive();
 
@@ -77,19 +166,13 @@ asio::awaitable<void> serve(tcp::socket socket, std::string doc_root)
         && target.find("..") == std::string::npos)
     {
       std::string path = doc_root + "/" + target.substr(7);
-      http::file_body::value_type file;
+      zokio::random_access_file file(socket.get_executor());
       beast::error_code fec;
-      file.open(path.c_str(), beast::file_mode::scan, fec);
-      if (!fec)
+      file.open(path, zokio::file_base::read_only, fec);
+      if (!fec && std::filesystem::is_regular_file(path, fec) && !fec)
       {
-        auto res = make_response<http::file_body>(req, http::status::ok);
-        res.set(http::field::content_type, mime_type(path));
-        res.body() = std::move(file);
-        res.prepare_payload();
-        auto [wec, m] = co_await http::async_write(socket, res, asio::as_tuple(use_awaitable));
-        if (wec)
-          break;
-        if (!keep_alive)
+        beast::error_code sec = co_await send_file(socket, req, file, path);
+        if (sec || !keep_alive)
           break;
         continue;
       }
@@ -115,17 +198,20 @@ asio::awaitable<void> serve(tcp::socket socket, std::string doc_root)
   }
   beast::error_code ignored;
   socket.shutdown(tcp::socket::shutdown_send, ignored);
+  std::lock_guard<std::mutex> lock(state.mutex);
+  state.connections.erase(me);
 }
 
-asio::awaitable<void> listen(tcp::acceptor& acceptor, std::string doc_root)
+asio::awaitable<void> listen(tcp::acceptor& acceptor, std::string doc_root, server_state& state)
 {
   for (;;)
   {
     auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(use_awaitable));
-    if (ec == asio::error::operation_aborted)
+    if (ec == asio::error::operation_aborted || !acceptor.is_open())
       co_return;
     if (!ec)
-      asio::co_spawn(acceptor.get_executor(), serve(std::move(socket), doc_root), asio::detached);
+      asio::co_spawn(acceptor.get_executor(), serve(std::move(socket), doc_root, state),
+          asio::detached);
   }
 }
 
@@ -144,7 +230,17 @@ int main(int argc, char* argv[])
     tcp::acceptor acceptor(ctx, tcp::endpoint(tcp::v4(), port));
     std::printf("listening on %u\n", acceptor.local_endpoint().port());
     std::fflush(stdout);
-    asio::co_spawn(ctx, listen(acceptor, doc_root), asio::detached);
+    server_state state;
+    asio::co_spawn(ctx, listen(acceptor, doc_root, state), asio::detached);
+    // A graceful stop: run() returns once the requests in flight are done.
+    zokio::signal_set signals(ctx, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code ec, int) {
+      if (ec)
+        return;
+      beast::error_code ignored;
+      acceptor.close(ignored);
+      state.stop();
+    });
     std::vector<std::thread> pool;
     for (int i = 1; i < threads; ++i)
       pool.emplace_back([&] { ctx.run(); });

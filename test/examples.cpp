@@ -140,6 +140,106 @@ BOOST_AUTO_TEST_CASE(udp_echo_server_and_client)
   BOOST_TEST(client.wait() == 0);
 }
 
+BOOST_AUTO_TEST_CASE(file_copy_copies_every_byte)
+{
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("zokio_copy_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::string content;
+  content.reserve(5 * 1000 * 1000 + 7);
+  for (std::size_t i = 0; i < 5 * 1000 * 1000 + 7; ++i)
+    content.push_back(static_cast<char>((i * 131u) >> 5));
+  std::ofstream(dir / "src", std::ios::binary) << content;
+  for (const char* depth : {"1", "4", "16"})
+  {
+    BOOST_TEST_CONTEXT("depth " << depth)
+    {
+      child copy({program("file_copy"), (dir / "src").string(), (dir / "dst").string(), "65536", depth});
+      std::string line = copy.read_line();
+      BOOST_TEST(copy.wait() == 0);
+      BOOST_TEST(line.rfind("copied " + std::to_string(content.size()) + " bytes", 0) == 0u, line);
+      std::ifstream in(dir / "dst", std::ios::binary);
+      std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      BOOST_TEST((got == content));
+    }
+  }
+  // A missing source: a message and status 1, no crash.
+  child missing({program("file_copy"), (dir / "none").string(), (dir / "dst2").string()});
+  BOOST_TEST(missing.wait() == 1);
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(pipeline_runs_two_children_through_a_pipe)
+{
+  child p({program("pipeline")});
+  std::string a = p.read_line(), b = p.read_line(), c = p.read_line();
+  BOOST_TEST(p.wait() == 0);
+  BOOST_TEST(a == "apple");
+  BOOST_TEST(b == "fig");
+  BOOST_TEST(c == "pear");
+  child q({program("pipeline"), "seq 1 20000", "wc -l"});
+  std::string n = q.read_line();
+  BOOST_TEST(q.wait() == 0);
+  BOOST_TEST(n.find("20000") != std::string::npos, n);
+  child bad({program("pipeline"), "true", "exit 3"});
+  BOOST_TEST(bad.wait() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(http_server_stops_gracefully_on_sigterm)
+{
+  // One connection idle between requests, one in the middle of a large
+  // file: SIGTERM closes the first, lets the second finish, and the server
+  // exits 0.
+  namespace fs = std::filesystem;
+  fs::path root = fs::temp_directory_path() / ("zokio_http_stop_" + std::to_string(::getpid()));
+  fs::create_directories(root);
+  std::string content(16 << 20, 'q');
+  content += "end";
+  std::ofstream(root / "big.bin", std::ios::binary) << content;
+
+  child server({program("http_server"), "0", root.string()});
+  unsigned short port = zokio_test::port_from(server.read_line());
+  BOOST_TEST_REQUIRE(port != 0);
+
+  zokio::io_context ctx;
+  tcp::socket idle(ctx), busy(ctx);
+  idle.connect(local(port));
+  busy.connect(local(port));
+  boost::beast::flat_buffer idle_buffer, busy_buffer;
+  {
+    http::request<http::empty_body> req{http::verb::get, "/", 11};
+    req.set(http::field::host, "localhost");
+    http::write(idle, req);
+    http::response<http::string_body> res;
+    http::read(idle, idle_buffer, res);
+    BOOST_TEST(res.keep_alive());
+  }
+  http::request<http::empty_body> req{http::verb::get, "/files/big.bin", 11};
+  req.set(http::field::host, "localhost");
+  http::write(busy, req);
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64u << 20);
+  http::read_header(busy, busy_buffer, parser);
+  BOOST_TEST(parser.content_length().value_or(0) == content.size());
+
+  server.kill(SIGTERM);
+  // The idle connection ends (the end of the stream), the busy one gets
+  // its whole body.
+  char c;
+  boost::system::error_code ec;
+  idle.read_some(asio::buffer(&c, 1), ec);
+  BOOST_TEST((ec == asio::error::eof));
+  http::read(busy, busy_buffer, parser);
+  BOOST_TEST(parser.get().body().size() == content.size());
+  BOOST_TEST((parser.get().body() == content));
+  BOOST_TEST(server.wait() == 0, "exit status 0 after the stop");
+  // Nothing listens any more.
+  tcp::socket late(ctx);
+  late.connect(local(port), ec);
+  BOOST_TEST(!!ec);
+  fs::remove_all(root);
+}
+
 BOOST_AUTO_TEST_CASE(http_server_fixed_body_files_and_keep_alive)
 {
   namespace fs = std::filesystem;

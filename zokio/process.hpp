@@ -82,19 +82,19 @@ private:
 /// A child's standard input, output and error.
 struct process_stdio
 {
-  process_stdio_target in;
-  process_stdio_target out;
-  process_stdio_target err;
+  process_stdio_target in = {};
+  process_stdio_target out = {};
+  process_stdio_target err = {};
 };
 
 /// How a child starts, besides its program and arguments.
 struct process_options
 {
   /// "NAME=value" strings; unset: the parent's environment.
-  std::optional<std::vector<std::string>> environment;
+  std::optional<std::vector<std::string>> environment = {};
   /// Empty: the parent's working directory.
-  std::string working_directory;
-  process_stdio stdio;
+  std::string working_directory = {};
+  process_stdio stdio = {};
 };
 
 /// A child process.

@@ -11,6 +11,10 @@
 #include <zokio/provided_buffer_pool.hpp>
 #include <zokio/thread_pool.hpp>
 #include <zokio/future.hpp>
+#include <zokio/connect_pipe.hpp>
+#include <zokio/random_access_file.hpp>
+#include <zokio/readable_pipe.hpp>
+#include <zokio/writable_pipe.hpp>
 
 #define BOOST_TEST_MODULE allocation
 #include <boost/test/unit_test.hpp>
@@ -23,6 +27,9 @@
 #include <boost/asio/read.hpp>
 
 #include <atomic>
+#include <string>
+#include <vector>
+#include <unistd.h>
 #include <cstdlib>
 #include <latch>
 #include <new>
@@ -257,6 +264,42 @@ BOOST_AUTO_TEST_CASE(socket_read_write_chain_allocates_nothing)
   };
   asio::post(ctx, [&] { ping{&a, &b, out, in, echo, &count, &at_start}(error_code(), 0); });
   ctx.run();
+  BOOST_TEST(count == rounds);
+  BOOST_TEST(allocations.load() - at_start == 0);
+}
+
+BOOST_AUTO_TEST_CASE(pipe_and_file_transfers_allocate_nothing)
+{
+  // A coroutine that moves 64 bytes through a pipe and reads 4 KiB from a
+  // file at an offset, again and again (on epoll and kqueue the file read
+  // goes through the blocking pool, whose queue must not allocate either
+  // once warm).
+  zokio::io_context ctx;
+  zokio::readable_pipe r(ctx);
+  zokio::writable_pipe w(ctx);
+  zokio::connect_pipe(r, w);
+  std::string path = "/tmp/zokio-allocation-" + std::to_string(::getpid());
+  zokio::random_access_file f(ctx, path, zokio::file_base::read_write | zokio::file_base::create);
+  std::vector<char> page(4096, 'p');
+  f.write_some_at(0, asio::buffer(page));
+  long at_start = 0;
+  int count = 0;
+  constexpr int rounds = 5000;
+  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+    char msg[64] = {7};
+    char in[64];
+    char block[4096];
+    for (; count < rounds; ++count)
+    {
+      if (count == warm_up)
+        at_start = allocations.load();
+      co_await asio::async_write(w, asio::buffer(msg), asio::use_awaitable);
+      co_await asio::async_read(r, asio::buffer(in), asio::use_awaitable);
+      co_await f.async_read_some_at(0, asio::buffer(block), asio::use_awaitable);
+    }
+  }, asio::detached);
+  ctx.run();
+  ::unlink(path.c_str());
   BOOST_TEST(count == rounds);
   BOOST_TEST(allocations.load() - at_start == 0);
 }

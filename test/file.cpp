@@ -22,6 +22,7 @@
 #include <boost/asio/write_at.hpp>
 
 #include <array>
+#include <cstdlib>
 #include <atomic>
 #include <filesystem>
 #include <string>
@@ -313,4 +314,71 @@ BOOST_AUTO_TEST_CASE(files_on_a_thread_pool_with_coroutines)
   }
   pool.join();
   BOOST_TEST(good.load() == readers);
+}
+
+BOOST_AUTO_TEST_CASE(a_directory_is_refused_clearly)
+{
+  zokio::io_context ctx;
+  auto dir = fs::temp_directory_path().string();
+  zokio::stream_file f(ctx);
+  error_code ec;
+  f.open(dir, zokio::file_base::write_only, ec);
+  BOOST_TEST(ec == boost::system::errc::is_a_directory);
+  // Read-only, a directory opens (as open(2) allows); reading it is EISDIR.
+  f.open(dir, zokio::file_base::read_only, ec);
+  BOOST_REQUIRE(!ec);
+  char c;
+  error_code rec;
+  f.async_read_some(asio::buffer(&c, 1), [&](error_code e, std::size_t) { rec = e; });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(rec == boost::system::errc::is_a_directory);
+}
+
+// A tmpfs of 1 MiB (needs the right to mount; skipped with a message where
+// the container refuses it).
+struct small_tmpfs
+{
+  fs::path dir;
+  bool mounted = false;
+  std::string why;
+  small_tmpfs()
+  {
+    dir = fs::temp_directory_path() / ("zokio-tmpfs-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    std::string cmd = "mount -t tmpfs -o size=1m zokio-test " + dir.string() + " 2>/dev/null";
+    mounted = std::system(cmd.c_str()) == 0;
+    if (!mounted)
+      why = "mounting a tmpfs was refused (no CAP_SYS_ADMIN, or no mount(8))";
+  }
+  ~small_tmpfs()
+  {
+    if (mounted)
+      (void)std::system(("umount " + dir.string()).c_str());
+    std::error_code ignored;
+    fs::remove(dir, ignored);
+  }
+};
+
+BOOST_AUTO_TEST_CASE(a_full_disk_is_no_space_on_device)
+{
+  small_tmpfs t;
+  if (!t.mounted)
+  {
+    BOOST_TEST_MESSAGE("skipped: " << t.why);
+    return;
+  }
+  zokio::io_context ctx;
+  zokio::stream_file f(ctx, (t.dir / "fill").string(),
+      zokio::file_base::write_only | zokio::file_base::create);
+  const auto data = pattern(4 << 20);
+  error_code ec;
+  std::size_t n = 0;
+  asio::async_write(f, asio::buffer(data), [&](error_code e, std::size_t m) {
+    ec = e;
+    n = m;
+  });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(ec == boost::system::errc::no_space_on_device);
+  BOOST_TEST(n <= (1u << 20), "what fitted was written and counted");
+  BOOST_TEST(f.size() == n);
 }

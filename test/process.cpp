@@ -68,6 +68,13 @@ bool has_zombie_children()
   return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0;
 }
 
+// libkqueue (the kqueue backend on Linux) frees the descriptors of a closed
+// kqueue asynchronously, so counts taken there drift with earlier cases.
+bool counts_descriptors()
+{
+  return zokio::current_backend().backend != zokio::backend::kqueue;
+}
+
 std::string all_of(asio::streambuf& sb)
 {
   return std::string(asio::buffers_begin(sb.data()), asio::buffers_end(sb.data()));
@@ -116,7 +123,8 @@ BOOST_AUTO_TEST_CASE(stdin_stdout_and_stderr_through_zokio_pipes)
   BOOST_TEST(err.is_open());
   // Three pipe ends and a pidfd (none without pidfds), no child end.
   const bool pidfd = std::getenv("ZOKIO_PROCESS_NO_PIDFD") == nullptr;
-  BOOST_TEST(open_descriptors() == before + 3 + (pidfd ? 1 : 0));
+  if (counts_descriptors())
+    BOOST_TEST(open_descriptors() == before + 3 + (pidfd ? 1 : 0));
   asio::streambuf out_buf, err_buf;
   error_code oe, ee;
   int code = -1;
@@ -174,7 +182,8 @@ BOOST_AUTO_TEST_CASE(a_failed_spawn_throws_and_leaves_nothing_behind)
                         zokio::process_options{.working_directory = "/nonexistent/dir"}),
       boost::system::system_error);
   BOOST_TEST(!out.is_open());
-  BOOST_TEST(open_descriptors() == before);
+  if (counts_descriptors())
+    BOOST_TEST(open_descriptors() == before);
   BOOST_TEST(!has_zombie_children());
 }
 
@@ -213,8 +222,7 @@ BOOST_AUTO_TEST_CASE(no_zombie_when_the_object_or_the_context_goes_first)
   BOOST_TEST(orphan->exit_code() == 128 + SIGKILL);
   orphan.reset();  // touches only its own state
   BOOST_TEST(!has_zombie_children());
-  // (libkqueue frees a closed kqueue's descriptors asynchronously.)
-  if (zokio::current_backend().backend != zokio::backend::kqueue)
+  if (counts_descriptors())
     BOOST_TEST(open_descriptors() == before);
 }
 

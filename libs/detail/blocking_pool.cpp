@@ -56,8 +56,10 @@ std::size_t blocking_pool::threads() const noexcept
 void blocking_pool::submit(io_operation* op, done_func done, void* owner)
 {
   std::unique_lock<std::mutex> lock(mutex_);
-  jobs_.push_back(job{op, done, owner});
-  if (idle_ == 0 && threads_.size() < max_threads_)
+  jobs_.push(job{op, done, owner});
+  // A thread that is handing its last call back (finishing_) takes this
+  // one next: a chain of one call at a time keeps to one thread.
+  if (idle_ + finishing_ == 0 && threads_.size() < max_threads_)
   {
     try
     {
@@ -81,7 +83,7 @@ void blocking_pool::submit(io_operation* op, done_func done, void* owner)
       if (threads_.empty())
       {
         // Nobody would ever make the call.
-        jobs_.pop_back();
+        jobs_.drop_last();
         throw;
       }
       // The threads that run take it in turn.
@@ -94,11 +96,7 @@ void blocking_pool::submit(io_operation* op, done_func done, void* owner)
 bool blocking_pool::try_cancel(io_operation* op) noexcept
 {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto it = std::find_if(jobs_.begin(), jobs_.end(), [op](const job& j) { return j.op == op; });
-  if (it == jobs_.end())
-    return false;
-  jobs_.erase(it);
-  return true;
+  return jobs_.erase(op);
 }
 
 void blocking_pool::work() noexcept
@@ -111,16 +109,19 @@ void blocking_pool::work() noexcept
     --idle_;
     if (jobs_.empty())
       return;  // stopping
-    job j = jobs_.front();
-    jobs_.pop_front();
+    job j = jobs_.pop();
     lock.unlock();
     long n;
     do
       n = transfer(j.op->req_);
     while (n < 0 && errno == EINTR);
     j.op->result_ = n < 0 ? -errno : static_cast<int>(n);
+    lock.lock();
+    ++finishing_;
+    lock.unlock();
     j.done(j.owner, j.op);
     lock.lock();
+    --finishing_;
   }
 }
 

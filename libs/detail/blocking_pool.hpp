@@ -11,8 +11,9 @@
 //
 // Bounded: at most max_threads() threads (ZOKIO_BLOCKING_THREADS, default 8;
 // requests beyond wait in a FIFO), started when a request finds every
-// thread busy and living until the process exits. They block every signal,
-// so a signal meant for the program is never delivered to them.
+// thread busy with a call (not one that is only handing a call back), and
+// living until the process exits. They block every signal, so a signal
+// meant for the program is never delivered to them.
 //
 // Ownership: an operation queued here belongs to the pool until done is
 // called for it (or try_cancel takes it back); the pool never frees one.
@@ -23,7 +24,6 @@
 
 #include <condition_variable>
 #include <cstddef>
-#include <deque>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -66,11 +66,61 @@ private:
 
   void work() noexcept;
 
+  // FIFO of queued calls: a ring over a vector that only grows (doubling),
+  // so a steady stream of calls allocates nothing once warm (a deque frees
+  // and allocates a chunk every few hundred). Under mutex_.
+  class job_fifo
+  {
+  public:
+    bool empty() const noexcept { return count_ == 0; }
+    void push(const job& j)  // strong guarantee: on bad_alloc nothing changed
+    {
+      if (count_ == ring_.size())
+      {
+        std::vector<job> bigger(ring_.empty() ? 16 : ring_.size() * 2);
+        for (std::size_t i = 0; i < count_; ++i)
+          bigger[i] = ring_[(head_ + i) % ring_.size()];
+        ring_.swap(bigger);
+        head_ = 0;
+      }
+      ring_[(head_ + count_) % ring_.size()] = j;
+      ++count_;
+    }
+    job pop() noexcept
+    {
+      job j = ring_[head_];
+      head_ = (head_ + 1) % ring_.size();
+      --count_;
+      return j;
+    }
+    void drop_last() noexcept { --count_; }
+    // Takes out the job of op, keeping the others' order; false if absent.
+    bool erase(io_operation* op) noexcept
+    {
+      for (std::size_t i = 0; i < count_; ++i)
+      {
+        if (ring_[(head_ + i) % ring_.size()].op != op)
+          continue;
+        for (std::size_t k = i; k + 1 < count_; ++k)
+          ring_[(head_ + k) % ring_.size()] = ring_[(head_ + k + 1) % ring_.size()];
+        --count_;
+        return true;
+      }
+      return false;
+    }
+
+  private:
+    std::vector<job> ring_;
+    std::size_t head_ = 0;
+    std::size_t count_ = 0;
+  };
+
   mutable std::mutex mutex_;
   std::condition_variable ready_;
-  std::deque<job> jobs_;          // FIFO of queued calls
+  job_fifo jobs_;                 // queued calls
   std::vector<std::thread> threads_;
   std::size_t idle_ = 0;          // threads waiting for a job
+  std::size_t finishing_ = 0;     // threads handing a finished call back (in done)
   std::size_t max_threads_;
   bool stopping_ = false;
 };

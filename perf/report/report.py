@@ -20,8 +20,8 @@ import subprocess
 import sys
 
 RUNTIMES = ["zokio", "zokio_epoll", "zokio_kqueue", "asio_epoll", "asio_uring", "liburing_raw",
-            "tokio", "go", "node"]
-PEERS = ["asio_epoll", "asio_uring", "tokio", "go", "node"]
+            "pread_pool", "tokio", "go", "node"]
+PEERS = ["asio_epoll", "asio_uring", "pread_pool", "tokio", "go", "node"]
 
 GROUP_TITLES = {
     "post": "Posting handlers (ns per handler, lower is better)",
@@ -46,12 +46,15 @@ GROUP_TITLES = {
     "http": "HTTP hello over Beast under wrk (requests/s higher is better; µs lower is better)",
     "syscalls": "Server system calls per echoed message (lower is better)",
     "idle_memory": "Server RSS per idle connection (bytes, lower is better)",
+    "file_io": "Files in the page cache, one thread (operations/s or MiB/s, higher is better; pread_pool: one thread per operation in flight)",
+    "file_io_cpu": "Files: CPU per 4 KiB random read (ns, lower is better)",
+    "signals": "Signals and child processes (µs, lower is better)",
 }
 
 
 # One colour per runtime in every chart; zokio stands out.
 COLORS = {"zokio": "#d62728", "zokio_epoll": "#e377c2", "zokio_kqueue": "#8c564b", "asio_epoll": "#1f77b4", "asio_uring": "#17becf",
-          "liburing_raw": "#7f7f7f", "tokio": "#ff7f0e", "go": "#2ca02c", "node": "#9467bd"}
+          "liburing_raw": "#7f7f7f", "pread_pool": "#bcbd22", "tokio": "#ff7f0e", "go": "#2ca02c", "node": "#9467bd"}
 
 
 def fmt(v):

@@ -243,6 +243,9 @@ class Paths:
             p = os.path.join(self.cargo, "perf_bench_tokio")
         elif rt == "liburing_raw":  # timer_storm only: one kernel timeout per timer
             p = os.path.join(self.bin, "perf_timer_storm_liburing_raw")
+        elif rt == "pread_pool":  # file_io only: threads calling pread/pwrite
+            p = os.path.join(self.bin, "perf_bench_asio_epoll")
+            return [p, "--impl", "pread"] if os.access(p, os.X_OK) else None
         else:
             return None
         return [p] if os.access(p, os.X_OK) else None
@@ -325,6 +328,31 @@ class BenchExperiment(Experiment):
 
 
 ECHO_RUNTIMES = ("zokio", "asio_epoll", "asio_uring", "liburing_raw", "tokio", "go", "node")
+
+
+class FileExperiment(BenchExperiment):
+    """file_io: a file of size_mb MiB under the build directory, made once
+    and read once before the first run, so every run reads the page cache."""
+
+    def __init__(self, name, size_mb, args, rows):
+        super().__init__("file_io", name, args, rows,
+                         runtimes=("zokio", "asio_uring", "pread_pool", "tokio"))
+        self.size_mb = size_mb
+
+    def run_once(self, paths, rt):
+        path = os.path.join(paths.build, f"file_io_{self.size_mb}m.dat")
+        if not os.path.exists(path) or os.path.getsize(path) != self.size_mb << 20:
+            with open(path + ".tmp", "wb") as f:
+                block = os.urandom(1 << 20)
+                for _ in range(self.size_mb):
+                    f.write(block)
+            os.replace(path + ".tmp", path)
+        with open(path, "rb") as f:  # into the page cache
+            while f.read(8 << 20):
+                pass
+        cmd = PRIO + ["taskset", "-c", self.cores] + paths.bench(rt) + ["file_io", "--file", path] + \
+            [str(a) for a in self.args] + ["--threads", "1"]
+        return run_json(cmd, self.timeout)
 
 
 class EchoExperiment(Experiment):
@@ -600,6 +628,29 @@ def catalogue(mode):
         Row(f"{olabel}: {slabel}", "future_ops", f"{op}_{style}_ns", "ns/op")
         for op, olabel in ops for style, slabel in styles],
         runtimes=("zokio", "asio_epoll", "asio_uring"), cores=BOTH_CORES, timeout=300))
+    # 5d. file_io: random 4 KiB reads at 1, 32 and 128 in flight, sequential
+    # 1 MiB reads and writes, from a file in the page cache (1 GiB in a full
+    # run); one thread (pread_pool: as many threads as operations in flight).
+    size_mb = pick(16, 256, 1024)
+    for depth in (1, 32, 128):
+        ex.append(FileExperiment(f"file_io_rand4k_d{depth}", size_mb,
+                                 ["--mode", "rand4k", "--depth", depth, "--ops", pick(2_000, 100_000, 300_000)], [
+            Row(f"file 4 KiB random reads, {depth} in flight", "file_io", "ops_per_sec", "ops/s", "higher"),
+            Row(f"file 4 KiB random reads, {depth} in flight: CPU", "file_io_cpu", "cpu_ns_per_op", "ns/op")]))
+    for mode, what in (("seqread", "reads"), ("seqwrite", "writes")):
+        ex.append(FileExperiment(f"file_io_{mode}", size_mb,
+                                 ["--mode", mode, "--depth", 1, "--ops", pick(16, 256, 1024)], [
+            Row(f"file 1 MiB sequential {what}", "file_io", "mib_per_sec", "MiB/s", "higher")]))
+    # 5e. A signal to its handler (zokio::signal_set against asio::signal_set),
+    # and spawn-and-wait of /bin/true (zokio::process against Boost.Process
+    # v2 on Asio).
+    ex.append(BenchExperiment("signal_latency", "signal_latency", ["--count", pick(50, 1000, 3000)], [
+        Row("signal delivery: p50", "signals", "p50_us", "µs"),
+        Row("signal delivery: p99", "signals", "p99_us", "µs")],
+        runtimes=("zokio", "asio_epoll", "asio_uring")))
+    ex.append(BenchExperiment("spawn_wait", "spawn_wait", ["--count", pick(20, 300, 1000)], [
+        Row("spawn and wait /bin/true", "signals", "us_per_spawn", "µs/child")],
+        runtimes=("zokio", "asio_epoll", "asio_uring"), timeout=300))
     # 6. echo_tcp (+ 8. system calls per message on the 64 x 64 B shape)
     dur, warm = pick(1, 0.7, 2), pick(0.3, 0.2, 0.5)
     echo_shapes = [

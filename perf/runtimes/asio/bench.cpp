@@ -16,11 +16,32 @@
 //   (the five shapes above take --pool 1: a thread pool of --threads workers)
 //   future_ops       --ops N [--repeats R] [--op timer|post|tcp]
 //                                                 one operation through each completion style
+//   file_io          --file F --mode rand4k|seqread|seqwrite --depth D --ops N [--impl pread]
+//                                                 file reads and writes through the runtime's
+//                                                 random_access_file (zokio; Asio only with its
+//                                                 io_uring backend), or --impl pread: D threads
+//                                                 calling pread/pwrite
+//   signal_latency   --count N                    SIGUSR1 from another thread to the handler
+//   spawn_wait       --count N                    spawn /bin/true and wait for it (zokio::process;
+//                                                 Boost.Process v2 on Asio)
 //
 // Prints one JSON object: {"runtime", "scenario", "threads", metrics..., "stats"}.
 #include "runtime.hpp"
 
+#if !defined(PERF_RUNTIME_ZOKIO)
+// Boost.Process v2 for spawn_wait on Asio (header-only, std::filesystem;
+// Boost 1.81's v2 headers use these two without including them).
+#define BOOST_PROCESS_USE_STD_FS 1
+#include <boost/optional.hpp>
+#include <boost/type_traits/decay.hpp>
+#include <boost/process/v2/process.hpp>
+#endif
+
 #include <sched.h>
+#include <csignal>
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -28,7 +49,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -578,6 +601,200 @@ void future_ops(const options& o) {
   j.print();
 }
 
+// --- file_io -----------------------------------------------------------------
+// Reads (4 KiB at random aligned offsets, or 1 MiB sequential) or 1 MiB
+// sequential writes on a file the runner made and read once (so it is in
+// the page cache): D operations in flight, N in all. Random offsets come
+// from one xorshift sequence, so every runtime reads the same offsets.
+struct file_job {
+  std::string mode;
+  std::size_t block;
+  std::uint64_t file_size;
+  std::uint64_t blocks;
+  std::atomic<std::uint64_t> issued{0};
+  std::uint64_t total;
+  std::uint64_t seed = 88172645463325252ull;
+
+  // The offset of operation i (any thread).
+  std::uint64_t offset(std::uint64_t i) const {
+    if (mode != "rand4k") return (i % blocks) * block;
+    std::uint64_t x = seed ^ (i * 0x9E3779B97F4A7C15ull);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return (x % blocks) * block;
+  }
+  bool writes() const { return mode == "seqwrite"; }
+};
+
+void file_io_pread(file_job& job, int fd, unsigned depth) {
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < depth; ++t)
+    threads.emplace_back([&] {
+      std::vector<char> buf(job.block, 'w');
+      for (;;) {
+        std::uint64_t i = job.issued.fetch_add(1, std::memory_order_relaxed);
+        if (i >= job.total) return;
+        ssize_t r = job.writes() ? ::pwrite(fd, buf.data(), job.block, off_t(job.offset(i)))
+                                 : ::pread(fd, buf.data(), job.block, off_t(job.offset(i)));
+        if (r != ssize_t(job.block)) die("pread/pwrite");
+      }
+    });
+  for (auto& t : threads) t.join();
+}
+
+#if defined(PERF_RUNTIME_ZOKIO) || defined(BOOST_ASIO_HAS_FILE)
+// One chain per slot of depth: each completion issues the next operation.
+struct file_chain {
+  file_job* job;
+  rt::random_access_file* file;
+  std::vector<char> buf;
+  void next() {
+    std::uint64_t i = job->issued.fetch_add(1, std::memory_order_relaxed);
+    if (i >= job->total) return;
+    auto done = [this](boost::system::error_code ec, std::size_t n) {
+      if (ec || n != job->block) die("file transfer");
+      next();
+    };
+    if (job->writes())
+      asio::async_write_at(*file, job->offset(i), asio::buffer(buf), done);
+    else
+      asio::async_read_at(*file, job->offset(i), asio::buffer(buf), done);
+  }
+};
+#endif
+
+void file_io(const options& o) {
+  const std::string path = o.str("file");
+  if (path.empty()) die("file_io needs --file");
+  file_job job;
+  job.mode = o.str("mode", "rand4k");
+  job.block = job.mode == "rand4k" ? 4096 : (1u << 20);
+  job.total = o.num("ops", 100'000);
+  const auto depth = unsigned(std::max<std::uint64_t>(1, o.num("depth", 1)));
+  const std::string impl = o.str("impl");
+  const int flags = job.writes() ? O_RDWR : O_RDONLY;
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) die("open --file");
+  job.file_size = std::uint64_t(::lseek(fd, 0, SEEK_END));
+  job.blocks = job.file_size / job.block;
+  if (job.blocks == 0) die("file smaller than one block");
+  json_line j = header("file_io", 1);
+  j.add("mode", job.mode).add("depth", std::uint64_t(depth)).add("ops", job.total);
+  const std::uint64_t c0 = process_cpu_ns(), t0 = now_ns();
+  if (impl == "pread") {
+    j.add("impl", "pread");
+    file_io_pread(job, fd, depth);
+    ::close(fd);
+  } else {
+#if defined(PERF_RUNTIME_ZOKIO) || defined(BOOST_ASIO_HAS_FILE)
+    rt::io_context ctx(1);
+    rt::random_access_file file(ctx, fd);
+    std::vector<file_chain> chains(depth);
+    for (auto& c : chains) {
+      c.job = &job;
+      c.file = &file;
+      c.buf.assign(job.block, 'w');
+    }
+    asio::post(ctx, [&] { for (auto& c : chains) c.next(); });
+    ctx.run();
+#if defined(PERF_RUNTIME_ZOKIO)
+    j.add("blocking_calls", std::uint64_t(ctx.statistics().blocking_calls));
+#endif
+#else
+    ::close(fd);
+    die("this runtime has no files (Asio builds them only with its io_uring backend)");
+#endif
+  }
+  const std::uint64_t wall = now_ns() - t0, cpu = process_cpu_ns() - c0;
+  j.add("ops_per_sec", double(job.total) * 1e9 / double(wall));
+  j.add("mib_per_sec", double(job.total) * double(job.block) / double(1 << 20) * 1e9 / double(wall));
+  j.add("cpu_ns_per_op", double(cpu) / double(job.total));
+  j.print();
+}
+
+// --- signal_latency ------------------------------------------------------------
+// Another thread raises SIGUSR1 for this process (kill), stamping the time;
+// the signal_set's handler takes the difference and arms the next wait,
+// then lets the sender go on. Latency: kill to handler, in microseconds.
+void signal_latency(const options& o) {
+  const std::uint64_t n = o.num("count", 2000);
+  rt::io_context ctx(1);
+  rt::signal_set set(ctx, SIGUSR1);
+  std::atomic<std::uint64_t> sent_at{0};
+  std::atomic<std::uint64_t> armed{0};
+  std::vector<double> lat;
+  lat.reserve(n);
+  std::uint64_t got = 0;
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int) {
+    if (ec) die("signal wait");
+    lat.push_back(double(now_ns() - sent_at.load(std::memory_order_acquire)) / 1000.0);
+    if (++got < n) {
+      set.async_wait(on_signal);
+      armed.store(got, std::memory_order_release);
+    }
+  };
+  set.async_wait(on_signal);
+  // The sender runs with SIGUSR1 blocked, so the kernel delivers it to the
+  // thread that runs the context (as for a signal from another process
+  // when the program blocks it in its other threads).
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  std::thread sender([&] {
+    pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      while (armed.load(std::memory_order_acquire) < i) std::this_thread::yield();
+      // A quiet gap: the context is asleep when the signal comes.
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      sent_at.store(now_ns(), std::memory_order_release);
+      ::kill(::getpid(), SIGUSR1);
+    }
+  });
+  ctx.run();
+  sender.join();
+  json_line j = header("signal_latency", 1);
+  j.add("count", n).add("p50_us", percentile(lat, 50)).add("p99_us", percentile(lat, 99));
+  j.print();
+}
+
+// --- spawn_wait ----------------------------------------------------------------
+// Spawns /bin/true and waits for its exit asynchronously, one after another.
+void spawn_wait(const options& o) {
+  const std::uint64_t n = o.num("count", 500);
+  rt::io_context ctx(1);
+  std::uint64_t done = 0;
+#if defined(PERF_RUNTIME_ZOKIO)
+  std::unique_ptr<zokio::process> p;
+  std::function<void()> next = [&] {
+    p = std::make_unique<zokio::process>(ctx, "/bin/true");
+    p->async_wait([&](boost::system::error_code ec, int code) {
+      if (ec || code != 0) die("spawn_wait");
+      if (++done < n) asio::post(ctx, next);
+    });
+  };
+#else
+  namespace bp = boost::process::v2;
+  std::unique_ptr<bp::process> p;
+  std::function<void()> next = [&] {
+    p = std::make_unique<bp::process>(ctx, "/bin/true", std::vector<std::string>{});
+    p->async_wait([&](boost::system::error_code ec, int code) {
+      if (ec || code != 0) die("spawn_wait");
+      if (++done < n) asio::post(ctx, next);
+    });
+  };
+#endif
+  const std::uint64_t c0 = process_cpu_ns(), t0 = now_ns();
+  asio::post(ctx, next);
+  ctx.run();
+  const std::uint64_t wall = now_ns() - t0, cpu = process_cpu_ns() - c0;
+  p.reset();
+  json_line j = header("spawn_wait", 1);
+  j.add("count", n).add("us_per_spawn", double(wall) / double(n) / 1000.0)
+      .add("cpu_us_per_spawn", double(cpu) / double(n) / 1000.0);
+  j.print();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -595,6 +812,9 @@ int main(int argc, char** argv) {
            || s == "spawn_outside")
     tokio_shape(s, o);
   else if (s == "future_ops") future_ops(o);
+  else if (s == "file_io") file_io(o);
+  else if (s == "signal_latency") signal_latency(o);
+  else if (s == "spawn_wait") spawn_wait(o);
   else {
     std::fprintf(stderr, "unknown scenario '%s'\n", s.c_str());
     return 2;

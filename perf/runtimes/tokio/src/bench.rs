@@ -43,6 +43,9 @@ impl Options {
     fn num(&self, k: &str, default: u64) -> u64 {
         self.values.get(k).and_then(|v| v.parse().ok()).unwrap_or(default)
     }
+    fn str(&self, k: &str, default: &str) -> String {
+        self.values.get(k).cloned().unwrap_or_else(|| default.to_string())
+    }
 }
 
 fn runtime(threads: u64) -> Runtime {
@@ -471,6 +474,90 @@ fn tokio_shape(o: &Options) {
     );
 }
 
+// --- file_io: tokio::fs ----------------------------------------------------------------
+// The counterpart of bench.cpp's file_io: depth tasks, each with its own
+// tokio::fs::File (its own position), seek then read_exact / write_all per
+// operation (tokio::fs runs each call on its blocking pool). Offsets from the
+// same xorshift sequence as the C++ programs.
+
+fn file_offset(mode: &str, block: u64, blocks: u64, i: u64) -> u64 {
+    if mode != "rand4k" {
+        return (i % blocks) * block;
+    }
+    let mut x: u64 = 88172645463325252u64 ^ i.wrapping_mul(0x9E3779B97F4A7C15);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    (x % blocks) * block
+}
+
+fn file_io(o: &Options) {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+    let path = o.str("file", "");
+    let mode = o.str("mode", "rand4k");
+    let block: u64 = if mode == "rand4k" { 4096 } else { 1 << 20 };
+    let total = o.num("ops", 100_000);
+    let depth = o.num("depth", 1).max(1);
+    let writes = mode == "seqwrite";
+    let size = std::fs::metadata(&path).expect("file_io --file").len();
+    let blocks = size / block;
+    assert!(blocks > 0, "file smaller than one block");
+    let rt = runtime(1);
+    let issued = Arc::new(AtomicU64::new(0));
+    let cpu0 = cpu_ns();
+    let t0 = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..depth {
+            let issued = issued.clone();
+            let path = path.clone();
+            let mode = mode.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut f = tokio::fs::OpenOptions::new()
+                    .read(true)
+                    .write(writes)
+                    .open(&path)
+                    .await
+                    .expect("open");
+                let mut buf = vec![b'w'; block as usize];
+                loop {
+                    let i = issued.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    f.seek(std::io::SeekFrom::Start(file_offset(&mode, block, blocks, i)))
+                        .await
+                        .expect("seek");
+                    if writes {
+                        f.write_all(&buf).await.expect("write");
+                    } else {
+                        f.read_exact(&mut buf).await.expect("read");
+                    }
+                }
+                if writes {
+                    f.flush().await.expect("flush");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let wall = t0.elapsed().as_nanos() as f64;
+    let cpu = cpu_ns() - cpu0;
+    print(
+        "file_io",
+        1,
+        &[
+            ("depth", depth as f64),
+            ("ops", total as f64),
+            ("ops_per_sec", total as f64 * 1e9 / wall),
+            ("mib_per_sec", total as f64 * block as f64 / (1u64 << 20) as f64 * 1e9 / wall),
+            ("cpu_ns_per_op", cpu / total as f64),
+        ],
+    );
+}
+
 fn main() {
     let o = Options::parse();
     match o.scenario.as_str() {
@@ -480,6 +567,7 @@ fn main() {
         "sleep_precision" => sleep_precision(&o),
         "spawn_many" | "yield_many" | "ping_pong" | "chained_spawn" => tokio_shape(&o),
         "spawn_outside" => spawn_outside(&o),
+        "file_io" => file_io(&o),
         s => {
             eprintln!("unknown scenario '{}'", s);
             std::process::exit(2);

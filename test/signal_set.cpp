@@ -252,3 +252,24 @@ BOOST_AUTO_TEST_CASE(a_removed_number_is_no_longer_delivered_to_the_set)
   zokio_test::run_bounded(ctx);
   BOOST_TEST(got == SIGUSR2);
 }
+
+BOOST_AUTO_TEST_CASE(a_context_destroyed_with_a_coroutine_waiting_on_its_own_set)
+{
+  // The coroutine's frame holds the set: destroying the pending wait at
+  // shutdown destroys the set too, inside the service's shutdown.
+  bool started = false;
+  {
+    zokio::io_context ctx;
+    asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+      zokio::signal_set set(co_await asio::this_coro::executor, SIGUSR2);
+      started = true;
+      co_await set.async_wait(asio::use_awaitable);
+    }, asio::detached);
+    ctx.run_for(std::chrono::milliseconds(20));
+  }
+  BOOST_TEST(started);
+  // The number is free again: the action is the default.
+  struct sigaction sa;
+  ::sigaction(SIGUSR2, nullptr, &sa);
+  BOOST_TEST(!(sa.sa_flags & SA_SIGINFO));
+}

@@ -247,38 +247,48 @@ signal_service::~signal_service()
 void signal_service::shutdown()
 {
   registry& r = the_registry();
-  std::lock_guard<std::mutex> lock(r.mutex);
-  if (shut_down_.exchange(true))
-    return;
-  for (int sig = 1; sig < max_signal_number; ++sig)
+  signal_op* abandoned = nullptr;
   {
-    while (registration* reg = table_[sig])
+    std::lock_guard<std::mutex> lock(r.mutex);
+    if (shut_down_.exchange(true))
+      return;
+    for (int sig = 1; sig < max_signal_number; ++sig)
     {
-      table_[sig] = reg->next_in_table;
-      reg->set->regs_ = nullptr;  // every registration of a set is in this service
-      if (--r.registrations[sig] == 0)
-        ::sigaction(sig, &previous[sig], nullptr);
-      delete reg;
+      while (registration* reg = table_[sig])
+      {
+        table_[sig] = reg->next_in_table;
+        reg->set->regs_ = nullptr;  // every registration of a set is in this service
+        if (--r.registrations[sig] == 0)
+          ::sigaction(sig, &previous[sig], nullptr);
+        delete reg;
+      }
     }
+    // The waiting operations leave their sets now and are destroyed after
+    // the lock: destroying a handler may destroy a signal_set (one in a
+    // coroutine's frame), which takes the registry's mutex.
+    for (set_state* s = sets_; s; s = s->next_set_)
+    {
+      while (signal_op* op = s->head_)
+      {
+        s->head_ = op->next_wait_;
+        op->next_wait_ = abandoned;
+        abandoned = op;
+      }
+      s->tail_ = nullptr;
+    }
+    if (prev_service_)
+      prev_service_->next_service_ = next_service_;
+    else if (r.services == this)
+      r.services = next_service_;
+    if (next_service_)
+      next_service_->prev_service_ = prev_service_;
+    prev_service_ = next_service_ = nullptr;
   }
-  // Waiting operations are owned by sets, whose states outlive this: each
-  // set still linked is found through the service's list of sets below.
-  for (set_state* s = sets_; s; s = s->next_set_)
+  while (signal_op* op = abandoned)
   {
-    while (signal_op* op = s->head_)
-    {
-      s->head_ = op->next_wait_;
-      op->destroy();
-    }
-    s->tail_ = nullptr;
+    abandoned = op->next_wait_;
+    op->destroy();
   }
-  if (prev_service_)
-    prev_service_->next_service_ = next_service_;
-  else if (r.services == this)
-    r.services = next_service_;
-  if (next_service_)
-    next_service_->prev_service_ = prev_service_;
-  prev_service_ = next_service_ = nullptr;
 }
 
 signal_service::set_state* signal_service::create()

@@ -22,6 +22,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <csignal>
 #include <thread>
 #include <vector>
@@ -272,4 +273,19 @@ BOOST_AUTO_TEST_CASE(a_context_destroyed_with_a_coroutine_waiting_on_its_own_set
   struct sigaction sa;
   ::sigaction(SIGUSR2, nullptr, &sa);
   BOOST_TEST(!(sa.sa_flags & SA_SIGINFO));
+}
+
+BOOST_AUTO_TEST_CASE(a_set_may_outlive_its_context)
+{
+  std::optional<zokio::io_context> ctx(std::in_place);
+  auto set = std::make_unique<zokio::signal_set>(*ctx, SIGUSR1);
+  error_code ec;
+  bool called = false;
+  set->async_wait([&](error_code e, int) { ec = e; called = true; });
+  ctx.reset();  // the wait is destroyed unrun (as Asio's are at shutdown)
+  BOOST_TEST(!called);
+  set.reset();  // touches only its own state
+  struct sigaction sa;
+  ::sigaction(SIGUSR1, nullptr, &sa);
+  BOOST_TEST(!(sa.sa_flags & SA_SIGINFO), "the context's shutdown restored the action");
 }

@@ -37,7 +37,9 @@ namespace zokio {
  * range too.
  *
  * Destroying or cancelling the set completes its waits with
- * boost::asio::error::operation_aborted.
+ * boost::asio::error::operation_aborted. A set may be destroyed after its
+ * context (the context's destruction removes its signals and destroys its
+ * waits); nothing else may be called on it then.
  *
  * @par Per-Operation Cancellation
  * async_wait supports terminal, partial and total cancellation.
@@ -117,7 +119,7 @@ public:
   }
 
   /// Removes the set's signals; pending waits complete with operation_aborted.
-  ~basic_signal_set() { service_->destroy(state_); }
+  ~basic_signal_set() { service_type::destroy(service_, state_); }
 
   basic_signal_set(const basic_signal_set&) = delete;
   basic_signal_set& operator=(const basic_signal_set&) = delete;

@@ -331,11 +331,21 @@ private:
     child_->send(sig, ec);
   }
 
+  // Kills and reaps a running child. After the context's shutdown (which
+  // did that and orphaned the child's state) only the state is touched.
   void release() noexcept
   {
     sigchld_.reset();
     if (child_)
-      service_->release(*child_);
+    {
+      bool orphaned;
+      {
+        std::lock_guard<std::mutex> lock(child_->mutex);
+        orphaned = child_->orphaned;
+      }
+      if (!orphaned)
+        service_->release(*child_);
+    }
     child_.reset();
   }
 

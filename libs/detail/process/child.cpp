@@ -304,11 +304,6 @@ void process_service::release(child_state& c) noexcept
 {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    {
-      std::lock_guard<std::mutex> l(c.mutex);
-      if (c.orphaned)
-        return;  // the shutdown did it all
-    }
     if (c.prev)
       c.prev->next = c.next;
     else if (children_ == &c)

@@ -266,7 +266,7 @@ void signal_service::shutdown()
     // The waiting operations leave their sets now and are destroyed after
     // the lock: destroying a handler may destroy a signal_set (one in a
     // coroutine's frame), which takes the registry's mutex.
-    for (set_state* s = sets_; s; s = s->next_set_)
+    while (set_state* s = sets_)
     {
       while (signal_op* op = s->head_)
       {
@@ -275,6 +275,9 @@ void signal_service::shutdown()
         abandoned = op;
       }
       s->tail_ = nullptr;
+      sets_ = s->next_set_;
+      s->prev_set_ = s->next_set_ = nullptr;
+      s->orphaned_ = true;  // its object frees it without this service
     }
     if (prev_service_)
       prev_service_->next_service_ = next_service_;
@@ -303,18 +306,26 @@ signal_service::set_state* signal_service::create()
   return s;
 }
 
-void signal_service::destroy(set_state* s) noexcept
+void signal_service::destroy(signal_service* service, set_state* s) noexcept
 {
-  boost::system::error_code ignored;
-  clear(s, ignored);
-  cancel(s, ignored);
   registry& r = the_registry();
+  {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    if (s->orphaned_)
+    {
+      delete s;
+      return;
+    }
+  }
+  boost::system::error_code ignored;
+  service->clear(s, ignored);
+  service->cancel(s, ignored);
   {
     std::lock_guard<std::mutex> lock(r.mutex);
     if (s->prev_set_)
       s->prev_set_->next_set_ = s->next_set_;
-    else
-      sets_ = s->next_set_;
+    else if (service->sets_ == s)
+      service->sets_ = s->next_set_;
     if (s->next_set_)
       s->next_set_->prev_set_ = s->prev_set_;
   }

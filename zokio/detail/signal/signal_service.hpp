@@ -86,6 +86,7 @@ public:
     signal_op* tail_ = nullptr;
     set_state* prev_set_ = nullptr;       // the service's sets_
     set_state* next_set_ = nullptr;
+    bool orphaned_ = false;               // the service has shut down (the context is going)
   };
 
   explicit signal_service(boost::asio::execution_context& ctx);
@@ -99,8 +100,9 @@ public:
 
   set_state* create();
   // Removes the set's registrations; waiting operations complete with
-  // operation_aborted.
-  void destroy(set_state* s) noexcept;
+  // operation_aborted; frees s. Static: a set may outlive its context (the
+  // service's shutdown orphans its sets, and then only s is touched).
+  static void destroy(signal_service* service, set_state* s) noexcept;
 
   void add(set_state* s, int signal_number, boost::system::error_code& ec);
   void remove(set_state* s, int signal_number, boost::system::error_code& ec);

@@ -486,13 +486,14 @@ template <typename Poller>
 void driver<Poller>::blocking_done(void* self, io_operation* op) noexcept
 {
   auto* d = static_cast<driver*>(self);
-  {
-    std::lock_guard<std::mutex> lock(d->returned_mutex_);
-    d->returned_.push(op);
-    d->returned_flag_.store(true, std::memory_order_release);
-  }
   // The owner may be asleep in the poller: one wake-up per call made here
-  // (an eventfd write on epoll, an EVFILT_USER trigger on kqueue).
+  // (an eventfd write on epoll, an EVFILT_USER trigger on kqueue). Under
+  // the lock, as the push: once the owner has taken op (under the lock) this
+  // thread touches the driver no more, so the driver may be destroyed as
+  // soon as its last offloaded operation is back.
+  std::lock_guard<std::mutex> lock(d->returned_mutex_);
+  d->returned_.push(op);
+  d->returned_flag_.store(true, std::memory_order_release);
   d->poller_.wake();
 }
 

@@ -486,15 +486,16 @@ template <typename Poller>
 void driver<Poller>::blocking_done(void* self, io_operation* op) noexcept
 {
   auto* d = static_cast<driver*>(self);
-  // The owner may be asleep in the poller: one wake-up per call made here
-  // (an eventfd write on epoll, an EVFILT_USER trigger on kqueue). Under
-  // the lock, as the push: once the owner has taken op (under the lock) this
-  // thread touches the driver no more, so the driver may be destroyed as
-  // soon as its last offloaded operation is back.
+  // The owner may be asleep in the poller: a wake-up (an eventfd write on
+  // epoll, an EVFILT_USER trigger on kqueue) when the list was empty; a list
+  // that was not has had its wake-up, and the owner looks at the flag before
+  // it sleeps. Under the lock, as the push: once the owner has taken op
+  // (under the lock) this thread touches the driver no more, so the driver
+  // may be destroyed as soon as its last offloaded operation is back.
   std::lock_guard<std::mutex> lock(d->returned_mutex_);
   d->returned_.push(op);
-  d->returned_flag_.store(true, std::memory_order_release);
-  d->poller_.wake();
+  if (!d->returned_flag_.exchange(true, std::memory_order_release))
+    d->poller_.wake();
 }
 
 template <typename Poller>

@@ -109,10 +109,11 @@ struct process_options
  * async_wait() completes once the child has exited and been reaped, with
  * its exit code: the status it passed to exit, or 128 + the number of the
  * signal that ended it (native_exit_code() gives waitpid's status). On
- * Linux 5.3 and later the wait is a readiness wait on the child's pidfd
- * through the context's driver (IORING_OP_POLL_ADD on io_uring, epoll or
- * kqueue otherwise); without pidfds it waits for SIGCHLD through a
- * zokio::signal_set.
+ * io_uring with Linux 6.7 or later the wait is one IORING_OP_WAITID request,
+ * which also reaps the child; otherwise, on Linux 5.3 and later, a
+ * readiness wait on the child's pidfd through the context's driver
+ * (IORING_OP_POLL_ADD on io_uring, epoll or kqueue), then waitpid; without
+ * pidfds it waits for SIGCHLD through a zokio::signal_set.
  *
  * Destroying the object while the child runs kills it (SIGKILL) and reaps
  * it, as Boost.Process v2 does; so does destroying the context first. No
@@ -272,23 +273,35 @@ private:
     detail::process_service* service;
     basic_signal_set<Executor>* sigchld;
     Executor executor;
-    bool started = false;
+    enum { start, look, waited_ring } phase = start;
 
     template <typename Self>
     void operator()(Self& self, boost::system::error_code ec = {}, int = 0)
     {
-      if (!started)
+      if (phase == start)
       {
         // Never inside the initiating function (a child that has exited
         // already would complete there): the first look is posted.
-        started = true;
+        phase = look;
         Executor ex = executor;
         return boost::asio::post(ex, std::move(self));
       }
       if (!child)
         return self.complete(boost::asio::error::bad_descriptor, -1);
-      if (ec)
-        return self.complete(ec, -1);  // cancelled, or the process object went away
+      if (phase == waited_ring)
+      {
+        // IORING_OP_WAITID reaped it (or, with ECHILD, another waitpid of
+        // this object's did first: the state has the status then).
+        if (!ec)
+          child->record_waitid();
+        else if (ec.value() != ECHILD)
+          return self.complete(ec, -1);  // cancelled, or the object went away
+        phase = look;
+      }
+      else if (ec)
+      {
+        return self.complete(ec, -1);  // cancelled, or the object went away
+      }
       if (child->reap_now(false))
         return self.complete(boost::system::error_code(), exit_code_now());
       {
@@ -300,11 +313,19 @@ private:
       if (sigchld)
         return sigchld->async_wait(std::move(self));
       // This object moves into the wait with self: take what it needs first.
-      detail::socket_state* watch = child->watch;
+      detail::child_state& c = *child;
       detail::socket_service& sockets = service->sockets();
       Executor ex = executor;
+      if (detail::waits_with_waitid(sockets.owner().backend()))
+      {
+        // The ring waits and reaps (linux 6.7): one request, no poll and
+        // no waitpid afterwards.
+        phase = waited_ring;
+        auto h = std::move(self);
+        return sockets.async_waitid(c.watch, c.pid, &c.waitid_info, h, ex);
+      }
       auto h = std::move(self);
-      sockets.async_wait(watch, boost::asio::socket_base::wait_read, h, ex);
+      sockets.async_wait(c.watch, boost::asio::socket_base::wait_read, h, ex);
     }
 
     int exit_code_now() const

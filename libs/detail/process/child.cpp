@@ -1,5 +1,6 @@
 // libs/detail/process/child.cpp: see zokio/detail/process/child.hpp.
 #include <zokio/detail/process/child.hpp>
+#include <zokio/detail/uring/net_features.hpp>
 
 #include <boost/asio/error.hpp>
 
@@ -106,6 +107,32 @@ void child_state::send(int sig, boost::system::error_code& ec) noexcept
 #endif
     r = ::kill(pid, sig);  // not reaped: the pid is still this child's
   ec = r == 0 ? boost::system::error_code() : errno_code(errno);
+}
+
+void child_state::record_waitid() noexcept
+{
+  std::lock_guard<std::mutex> lock(mutex);
+  if (reaped)
+    return;
+  reaped = true;
+  const ::siginfo_t& i = waitid_info;
+  switch (i.si_code)
+  {
+  case CLD_EXITED:
+    status = (i.si_status & 0xff) << 8;  // as WIFEXITED / WEXITSTATUS read it
+    break;
+  case CLD_DUMPED:
+    status = (i.si_status & 0x7f) | 0x80;
+    break;
+  default:  // CLD_KILLED
+    status = i.si_status & 0x7f;
+    break;
+  }
+}
+
+bool waits_with_waitid(zokio::backend b) noexcept
+{
+  return b == zokio::backend::io_uring && uring::features().waitid;
 }
 
 int exit_code_of(int status) noexcept

@@ -5,6 +5,7 @@
 #include <zokio/detail/sched/scheduler.hpp>
 #include <zokio/detail/uring/multishot_operation.hpp>
 #include <zokio/detail/uring/net_features.hpp>
+#include <zokio/detail/socket/ops/waitid_op.hpp>
 #include <zokio/provided_buffer_pool.hpp>
 
 #include "detail/sigpipe.hpp"
@@ -16,12 +17,26 @@
 #include <cstring>
 #include <poll.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 namespace zokio {
 namespace detail {
+
+// As liburing 2.5's io_uring_prep_waitid, by hand (liburing 2.3).
+void prepare_waitid_sqe(::io_uring_sqe* sqe, int pid, ::siginfo_t* info) noexcept
+{
+  const std::uint64_t user_data = sqe->user_data;
+  std::memset(sqe, 0, sizeof(*sqe));
+  sqe->opcode = uring::op_waitid;
+  sqe->fd = pid;
+  sqe->len = P_PID;
+  sqe->file_index = WEXITED;
+  sqe->addr2 = reinterpret_cast<std::uint64_t>(info);
+  sqe->user_data = user_data;
+}
 
 void multishot_operation::tag_sqe(::io_uring_sqe* sqe, multishot_operation* op) noexcept
 {

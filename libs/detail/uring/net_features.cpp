@@ -193,6 +193,7 @@ net_features probe()
   if (::io_uring_probe* p = ::io_uring_get_probe_ring(&ring))
   {
     f.send_zc = ::io_uring_opcode_supported(p, IORING_OP_SEND_ZC);
+    f.waitid = ::io_uring_opcode_supported(p, op_waitid);
     ::io_uring_free_probe(p);
   }
 

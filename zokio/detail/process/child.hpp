@@ -15,6 +15,7 @@
 #ifndef ZOKIO_DETAIL_PROCESS_CHILD_HPP
 #define ZOKIO_DETAIL_PROCESS_CHILD_HPP
 
+#include <zokio/backend.hpp>
 #include <zokio/detail/socket/socket_service.hpp>
 
 #include <boost/asio/execution_context.hpp>
@@ -26,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include <signal.h>
 #include <sys/types.h>
 
 namespace zokio {
@@ -71,7 +73,19 @@ struct child_state
 
   // Sends sig unless the child has been reaped (then ESRCH: it is gone).
   void send(int sig, boost::system::error_code& ec) noexcept;
+
+  // IORING_OP_WAITID reaped the child and wrote this (the wait's target,
+  // written by the kernel while the request is in flight).
+  ::siginfo_t waitid_info{};
+
+  // Records the exit that waitid_info describes, unless the child was
+  // reaped otherwise meanwhile (status kept in waitpid's encoding).
+  void record_waitid() noexcept;
 };
+
+// Whether the context of backend b waits for children with IORING_OP_WAITID
+// (io_uring and a kernel that has it; not with ZOKIO_NET_FEATURES=none).
+bool waits_with_waitid(zokio::backend b) noexcept;
 
 // The exit code as shells report it: the status passed to exit, or 128 +
 // the number of the signal that ended the child.

@@ -25,6 +25,7 @@
 #include <zokio/detail/socket/ops/recv_provided_op.hpp>
 #include <zokio/detail/socket/ops/send_op.hpp>
 #include <zokio/detail/socket/ops/transfer_op.hpp>
+#include <zokio/detail/socket/ops/waitid_op.hpp>
 #include <zokio/detail/socket/socket_handler.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
 #include <zokio/detail/socket/socket_state.hpp>
@@ -257,6 +258,21 @@ public:
         handler, io_ex, scheduler_, events);
     if (events == 0)
       return o->complete_now(scheduler_, -EINVAL);
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -EBADF);
+    start(o, st, slot);
+  }
+
+  // io_uring with net_features::waitid only: waits for (and reaps) the
+  // child pid, whose pidfd is st, writing its siginfo into info.
+  template <typename Handler, typename IoExecutor>
+  void async_waitid(socket_state* st, int pid, ::siginfo_t* info, Handler& handler,
+      const IoExecutor& io_ex)
+  {
+    using op = waitid_op<Handler, IoExecutor>;
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, pid, info);
     if (st == nullptr)
       return o->complete_now(scheduler_, -EBADF);
     start(o, st, slot);

@@ -36,7 +36,14 @@ struct net_features
 
   // IORING_ASYNC_CANCEL_FD | ALL (linux 5.19).
   bool cancel_fd_all = false;
+
+  // IORING_OP_WAITID (linux 6.7): a child's exit waited for (and reaped)
+  // by the ring. From the kernel's opcode probe only.
+  bool waitid = false;
 };
+
+// IORING_OP_WAITID's opcode (liburing 2.3's header predates it).
+constexpr unsigned char op_waitid = 50;
 
 // The features of this kernel (probed on first call; thread-safe).
 const net_features& features() noexcept;

@@ -299,17 +299,6 @@ BOOST_AUTO_TEST_CASE(the_wait_uses_waitid_where_the_ring_has_it)
   // One request that waits and reaps (IORING_OP_WAITID, linux 6.7) where
   // the ring has it, else a pidfd poll: the same outcome, and the counters
   // say which: no poll, so no waitpid, with waitid.
-#if defined(__SANITIZE_THREAD__)
-  // ThreadSanitizer holds an asynchronous signal's handler back until the
-  // thread makes a call it intercepts, and io_uring_enter (a raw system
-  // call) is not one: a SIGCHLD that comes while the thread sleeps in the
-  // ring would wait there for ever. The plain and ASan builds run this.
-  if (std::getenv("ZOKIO_PROCESS_NO_PIDFD"))
-  {
-    BOOST_TEST_MESSAGE("skipped under ThreadSanitizer with SIGCHLD waits (signal handlers deferred)");
-    return;
-  }
-#endif
   zokio::io_context ctx;
   zokio::process p(ctx, "/bin/sh", {"-c", "sleep 0.05; exit 4"});
   int code = -1;

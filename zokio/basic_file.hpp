@@ -311,29 +311,6 @@ protected:
       ec = boost::system::error_code();
   }
 
-  // Reads or writes at offset (-1: the current position).
-  template <typename Buffer>
-  class initiate_transfer
-  {
-  public:
-    using executor_type = Executor;
-
-    explicit initiate_transfer(basic_file* self) noexcept : self_(self) {}
-
-    executor_type get_executor() const noexcept { return self_->get_executor(); }
-
-    template <typename Handler, typename BufferSequence>
-    void operator()(Handler&& handler, const BufferSequence& buffers, std::int64_t offset) const
-    {
-      std::decay_t<Handler> h(std::forward<Handler>(handler));
-      self_->service_->template async_transfer<Buffer>(
-          self_->state_, offset, buffers, h, self_->executor_);
-    }
-
-  private:
-    basic_file* self_;
-  };
-
   // A file offset as the request carries it; beyond INT64_MAX the kernel
   // refuses it (EINVAL), as pread would.
   static std::int64_t request_offset(std::uint64_t offset) noexcept

@@ -18,6 +18,7 @@
 #include <boost/asio/posix/descriptor_base.hpp>
 #include <boost/asio/socket_base.hpp>
 
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 
@@ -349,6 +350,31 @@ protected:
     detail::scheduler& s = detail::io_scheduler_or_throw(ex, "zokio::posix::basic_descriptor");
     return boost::asio::use_service<service_type>(s.context());
   }
+
+  // Reads (Buffer mutable_buffer) or writes (const_buffer) at an offset, -1
+  // for the current position: the initiation of every transfer of the
+  // descriptor types built on this one (stream descriptors, pipes, files).
+  template <typename Buffer>
+  class initiate_transfer
+  {
+  public:
+    using executor_type = Executor;
+
+    explicit initiate_transfer(basic_descriptor* self) noexcept : self_(self) {}
+
+    executor_type get_executor() const noexcept { return self_->get_executor(); }
+
+    template <typename Handler, typename BufferSequence>
+    void operator()(Handler&& handler, const BufferSequence& buffers, std::int64_t offset) const
+    {
+      std::decay_t<Handler> h(std::forward<Handler>(handler));
+      self_->service_->template async_transfer<Buffer>(
+          self_->state_, offset, buffers, h, self_->executor_);
+    }
+
+  private:
+    basic_descriptor* self_;
+  };
 
   template <typename> friend class basic_descriptor;
 

@@ -111,7 +111,8 @@ public:
       WriteToken&& token = boost::asio::default_completion_token_t<executor_type>())
   {
     return boost::asio::async_initiate<WriteToken, void(boost::system::error_code, std::size_t)>(
-        initiate_transfer<boost::asio::const_buffer>(this), token, buffers);
+        typename base_type::template initiate_transfer<boost::asio::const_buffer>(this), token,
+        buffers, std::int64_t(-1));
   }
 
   /// Reads some data, blocking until at least one byte is read (or the end).
@@ -145,31 +146,9 @@ public:
       ReadToken&& token = boost::asio::default_completion_token_t<executor_type>())
   {
     return boost::asio::async_initiate<ReadToken, void(boost::system::error_code, std::size_t)>(
-        initiate_transfer<boost::asio::mutable_buffer>(this), token, buffers);
+        typename base_type::template initiate_transfer<boost::asio::mutable_buffer>(this), token,
+        buffers, std::int64_t(-1));
   }
-
-private:
-  template <typename Buffer>
-  class initiate_transfer
-  {
-  public:
-    using executor_type = Executor;
-
-    explicit initiate_transfer(basic_stream_descriptor* self) noexcept : self_(self) {}
-
-    executor_type get_executor() const noexcept { return self_->get_executor(); }
-
-    template <typename Handler, typename BufferSequence>
-    void operator()(Handler&& handler, const BufferSequence& buffers) const
-    {
-      std::decay_t<Handler> h(std::forward<Handler>(handler));
-      self_->service_->template async_transfer<Buffer>(
-          self_->state_, -1, buffers, h, self_->executor_);
-    }
-
-  private:
-    basic_stream_descriptor* self_;
-  };
 };
 
 } // namespace posix

@@ -1,5 +1,6 @@
 // Tests of zokio::stream_file and zokio::random_access_file on every backend
 // (io_uring requests; the blocking pool on epoll and kqueue).
+#include <zokio/async_open_file.hpp>
 #include <zokio/random_access_file.hpp>
 #include <zokio/stream_file.hpp>
 #include <zokio/thread_pool.hpp>
@@ -7,11 +8,15 @@
 #define BOOST_TEST_MODULE file
 #include <boost/test/unit_test.hpp>
 
+#include <support/descriptors.hpp>
 #include <support/run.hpp>
 
 #include <zokio/backend.hpp>
+#include <zokio/detail/uring/net_features.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/read.hpp>
@@ -64,6 +69,22 @@ std::vector<char> pattern(std::size_t n, unsigned seed = 1)
 }
 
 bool on_readiness() { return zokio::current_backend().backend != zokio::backend::io_uring; }
+
+using zokio_test::open_descriptors;
+
+// libkqueue (the kqueue backend's vehicle on Linux) keeps descriptors of
+// its own per kqueue and a monitoring thread: counts are not comparable there.
+bool descriptors_comparable()
+{
+  return zokio::current_backend().backend != zokio::backend::kqueue;
+}
+
+// Whether the ring of this kernel makes the file request (else the call is
+// made on the initiating thread: no submission).
+bool ring_makes(bool zokio::detail::uring::net_features::* f)
+{
+  return !on_readiness() && zokio::detail::uring::features().*f;
+}
 
 } // namespace
 
@@ -381,4 +402,227 @@ BOOST_AUTO_TEST_CASE(a_full_disk_is_no_space_on_device)
   BOOST_TEST(ec == boost::system::errc::no_space_on_device);
   BOOST_TEST(n <= (1u << 20), "what fitted was written and counted");
   BOOST_TEST(f.size() == n);
+}
+
+BOOST_AUTO_TEST_CASE(async_open_file_opens_creates_and_reports_errors)
+{
+  temp_path tmp;
+  const auto data = pattern(10000, 5);
+  zokio::io_context ctx;
+
+  // Created and written through the file it hands over.
+  error_code ec = asio::error::would_block;
+  zokio::stream_file out(ctx);
+  zokio::async_open_file<zokio::stream_file>(ctx, tmp.str(),
+      zokio::file_base::write_only | zokio::file_base::create | zokio::file_base::exclusive,
+      [&](error_code e, zokio::stream_file f) {
+        ec = e;
+        out = std::move(f);
+      });
+  zokio_test::run_bounded(ctx);
+  BOOST_REQUIRE(!ec);
+  BOOST_REQUIRE(out.is_open());
+  BOOST_TEST((::fcntl(out.native_handle(), F_GETFD) & FD_CLOEXEC) != 0, "close-on-exec");
+  asio::write(out, asio::buffer(data));
+  out.close();
+
+  // Opened again and read back, in a coroutine.
+  std::vector<char> back(data.size());
+  std::size_t n = 0;
+  ctx.restart();
+  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+    auto f = co_await zokio::async_open_file<zokio::random_access_file>(
+        ctx.get_executor(), tmp.str(), zokio::file_base::read_only, asio::use_awaitable);
+    n = co_await asio::async_read_at(f, 0, asio::buffer(back), asio::use_awaitable);
+  }, asio::detached);
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(n == data.size());
+  BOOST_TEST((back == data));
+
+  // The errors of open(2), with a closed file.
+  struct result
+  {
+    error_code ec;
+    bool open = true;
+  };
+  auto try_open = [&](const std::string& path, zokio::file_base::flags flags) {
+    result r;
+    ctx.restart();
+    zokio::async_open_file<zokio::stream_file>(ctx, path, flags,
+        [&](error_code e, zokio::stream_file f) {
+          r.ec = e;
+          r.open = f.is_open();
+        });
+    zokio_test::run_bounded(ctx);
+    return r;
+  };
+  const int before = open_descriptors();
+  result missing = try_open(tmp.str() + ".missing", zokio::file_base::read_only);
+  BOOST_TEST(missing.ec == boost::system::errc::no_such_file_or_directory);
+  BOOST_TEST(!missing.open);
+  result exists = try_open(tmp.str(),
+      zokio::file_base::write_only | zokio::file_base::create | zokio::file_base::exclusive);
+  BOOST_TEST(exists.ec == boost::system::errc::file_exists);
+  result dir = try_open(fs::temp_directory_path().string(), zokio::file_base::write_only);
+  BOOST_TEST(dir.ec == boost::system::errc::is_a_directory);
+  result empty = try_open("", zokio::file_base::read_only);
+  BOOST_TEST(empty.ec == boost::system::errc::no_such_file_or_directory);
+  if (descriptors_comparable())
+    BOOST_TEST(open_descriptors() == before, "no descriptor left by a failed open");
+}
+
+BOOST_AUTO_TEST_CASE(async_size_and_async_resize)
+{
+  temp_path tmp;
+  zokio::io_context ctx;
+  zokio::random_access_file f(ctx, tmp.str(), zokio::file_base::read_write | zokio::file_base::create);
+  asio::write_at(f, 0, asio::buffer(pattern(100)));
+
+  auto size_now = [&] {
+    std::uint64_t got = ~0ull;
+    error_code ec = asio::error::would_block;
+    ctx.restart();
+    f.async_size([&](error_code e, std::uint64_t n) {
+      ec = e;
+      got = n;
+    });
+    zokio_test::run_bounded(ctx);
+    BOOST_TEST(!ec);
+    return got;
+  };
+  auto resize = [&](std::uint64_t n) {
+    error_code ec = asio::error::would_block;
+    ctx.restart();
+    f.async_resize(n, [&](error_code e) { ec = e; });
+    zokio_test::run_bounded(ctx);
+    return ec;
+  };
+
+  const auto sub0 = ctx.statistics().submissions;
+  BOOST_TEST(size_now() == 100u);
+  const auto sub1 = ctx.statistics().submissions;
+  BOOST_TEST(!resize(10));
+  const auto sub2 = ctx.statistics().submissions;
+  BOOST_TEST(f.size() == 10u);
+  BOOST_TEST(size_now() == 10u);
+  BOOST_TEST(!resize(3u << 20));
+  BOOST_TEST(f.size() == (3u << 20));
+  BOOST_TEST(size_now() == (3u << 20));
+
+  // On io_uring each is one request where the kernel has its opcode, and a
+  // call on this thread otherwise (no submission).
+  using features = zokio::detail::uring::net_features;
+  if (!on_readiness())
+  {
+    BOOST_TEST_MESSAGE("IORING_OP_STATX " << ring_makes(&features::statx)
+        << ", IORING_OP_FTRUNCATE " << ring_makes(&features::ftruncate));
+    BOOST_TEST((sub1 > sub0) == ring_makes(&features::statx));
+    BOOST_TEST((sub2 > sub1) == ring_makes(&features::ftruncate));
+  }
+
+  // Past the largest offset: the kernel's EINVAL (or EFBIG).
+  error_code big = resize(~0ull);
+  BOOST_TEST((big == boost::system::errc::invalid_argument
+      || big == boost::system::errc::file_too_large), big.message());
+
+  // Closed: bad_descriptor.
+  f.close();
+  error_code se, re;
+  ctx.restart();
+  f.async_size([&](error_code e, std::uint64_t) { se = e; });
+  f.async_resize(1, [&](error_code e) { re = e; });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(se == asio::error::bad_descriptor);
+  BOOST_TEST(re == asio::error::bad_descriptor);
+
+  // A read-only file cannot be resized: the kernel's error, asynchronously.
+  zokio::random_access_file ro(ctx, tmp.str(), zokio::file_base::read_only);
+  error_code rre = asio::error::would_block;
+  ctx.restart();
+  ro.async_resize(1, [&](error_code e) { rre = e; });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST((rre == boost::system::errc::invalid_argument
+      || rre == asio::error::bad_descriptor), rre.message());
+}
+
+BOOST_AUTO_TEST_CASE(async_open_file_cancelled_or_never_run_leaks_nothing)
+{
+  temp_path tmp;
+  {
+    // Warm-up: what stays for the process (the feature probe, the blocking
+    // pool's threads) is made before counting.
+    zokio::io_context ctx;
+    zokio::stream_file f(ctx, tmp.str(), zokio::file_base::write_only | zokio::file_base::create);
+    zokio::async_open_file<zokio::stream_file>(ctx, tmp.str(), zokio::file_base::read_only,
+        [](error_code, zokio::stream_file) {});
+    zokio_test::run_bounded(ctx);
+  }
+  const int before = open_descriptors();
+  {
+    // Cancelled at once, many times: each completes once, either with the
+    // file (the kernel had opened it) or aborted with a closed file.
+    zokio::io_context ctx;
+    int completions = 0, aborted = 0, opened = 0;
+    std::vector<zokio::random_access_file> kept;
+    // Half initiated from outside the context (cancelled before a driver
+    // sees it), half from one of its handlers (cancelled with the request
+    // prepared for the ring or queued on the blocking pool).
+    for (int i = 0; i < 200; ++i)
+    {
+      asio::cancellation_signal sig;
+      auto initiate = [&] {
+        zokio::async_open_file<zokio::random_access_file>(ctx, tmp.str(), zokio::file_base::read_only,
+            asio::bind_cancellation_slot(sig.slot(), [&](error_code e, zokio::random_access_file f) {
+              ++completions;
+              if (e == asio::error::operation_aborted)
+              {
+                ++aborted;
+                BOOST_TEST(!f.is_open());
+              }
+              else if (!e && f.is_open())
+              {
+                ++opened;
+                kept.push_back(std::move(f));
+              }
+            }));
+        sig.emit(asio::cancellation_type::all);
+      };
+      if (i % 2)
+        asio::post(ctx, initiate);
+      else
+        initiate();
+      zokio_test::run_bounded(ctx);
+      ctx.restart();
+    }
+    BOOST_TEST(completions == 200);
+    BOOST_TEST(aborted + opened == 200);
+    BOOST_TEST_MESSAGE(aborted << " aborted, " << opened << " opened before the cancellation");
+    kept.clear();
+  }
+  if (descriptors_comparable())
+    BOOST_TEST(open_descriptors() == before, "after the cancellations");
+  {
+    // Initiated and never run: destroyed with the context, its descriptor
+    // (if any) closed.
+    zokio::io_context ctx;
+    for (int i = 0; i < 10; ++i)
+      zokio::async_open_file<zokio::stream_file>(ctx, tmp.str(), zokio::file_base::read_only,
+          [](error_code, zokio::stream_file) { BOOST_FAIL("never runs"); });
+  }
+  if (descriptors_comparable())
+    BOOST_TEST(open_descriptors() == before, "after the context destroyed unrun");
+  {
+    // Run partly: started on the ring (or pool), then the context goes.
+    zokio::io_context ctx;
+    int done = 0;
+    for (int i = 0; i < 10; ++i)
+      zokio::async_open_file<zokio::stream_file>(ctx, tmp.str(), zokio::file_base::read_only,
+          [&](error_code, zokio::stream_file) { ++done; });
+    ctx.run_one();
+    BOOST_TEST(done <= 10);
+  }
+  if (descriptors_comparable())
+    BOOST_TEST(open_descriptors() == before, "no descriptor leaked");
+  else
+    BOOST_TEST_MESSAGE("descriptor counts not checked on kqueue (libkqueue keeps its own)");
 }

@@ -17,6 +17,7 @@
 #define BOOST_TEST_MODULE process
 #include <boost/test/unit_test.hpp>
 
+#include <support/descriptors.hpp>
 #include <support/run.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -49,17 +50,7 @@ using error_code = boost::system::error_code;
 
 namespace {
 
-int open_descriptors()
-{
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd"))
-  {
-    while (::readdir(d))
-      ++n;
-    ::closedir(d);
-  }
-  return n;
-}
+using zokio_test::open_descriptors;
 
 // Whether pid is a zombie child of this process (or any child: -1).
 bool has_zombie_children()

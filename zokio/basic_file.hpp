@@ -22,12 +22,17 @@ namespace zokio {
 /**
  * The interface of boost::asio::basic_file (Boost 1.81): open, close,
  * release, cancel, size, resize, sync_all, sync_data; the derived
- * stream_file and random_access_file add the reads and writes, and
- * async_sync_all / async_sync_data (zokio's: an fsync that does not block
- * the thread).
+ * stream_file and random_access_file add the reads and writes. zokio adds
+ * forms that do not block the thread: async_sync_all / async_sync_data,
+ * async_size, async_resize, and zokio::async_open_file (async_open_file.hpp).
  *
- * On io_uring the transfers are IORING_OP_READ / WRITE / READV / WRITEV
- * and the syncs IORING_OP_FSYNC. On epoll and kqueue a regular file is
+ * On io_uring the transfers are IORING_OP_READ / WRITE / READV / WRITEV,
+ * the syncs IORING_OP_FSYNC, async_size IORING_OP_STATX, async_resize
+ * IORING_OP_FTRUNCATE and async_open_file IORING_OP_OPENAT. Each is probed:
+ * on a kernel without the opcode (FTRUNCATE needs linux 6.9; OPENAT and
+ * STATX 5.6) that one call is made on the initiating thread, as its
+ * synchronous form would, and the handler still runs as if posted. On
+ * epoll and kqueue a regular file is
  * never "ready": each call is made on zokio's blocking pool, a small
  * process-wide set of threads (at most ZOKIO_BLOCKING_THREADS, default 8,
  * started on first use), and the completion comes back to the thread that
@@ -293,6 +298,30 @@ public:
         initiate_sync(this), token, true);
   }
 
+  /// size() without blocking the thread: statx (IORING_OP_STATX on io_uring).
+  /**
+   * @code void(boost::system::error_code, std::uint64_t size) @endcode
+   */
+  template <typename SizeToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_size(SizeToken&& token = boost::asio::default_completion_token_t<executor_type>())
+  {
+    return boost::asio::async_initiate<SizeToken, void(boost::system::error_code, std::uint64_t)>(
+        initiate_size(this), token);
+  }
+
+  /// resize() without blocking the thread: ftruncate (IORING_OP_FTRUNCATE
+  /// on io_uring, linux 6.9).
+  /**
+   * @code void(boost::system::error_code) @endcode
+   */
+  template <typename ResizeToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_resize(std::uint64_t n,
+      ResizeToken&& token = boost::asio::default_completion_token_t<executor_type>())
+  {
+    return boost::asio::async_initiate<ResizeToken, void(boost::system::error_code)>(
+        initiate_resize(this), token, n);
+  }
+
 protected:
   ~basic_file() = default;
 
@@ -336,6 +365,46 @@ private:
     {
       std::decay_t<Handler> h(std::forward<Handler>(handler));
       self_->service_->async_fsync(self_->state_, data_only, h, self_->executor_);
+    }
+
+  private:
+    basic_file* self_;
+  };
+
+  class initiate_size
+  {
+  public:
+    using executor_type = Executor;
+
+    explicit initiate_size(basic_file* self) noexcept : self_(self) {}
+
+    executor_type get_executor() const noexcept { return self_->get_executor(); }
+
+    template <typename Handler>
+    void operator()(Handler&& handler) const
+    {
+      std::decay_t<Handler> h(std::forward<Handler>(handler));
+      self_->service_->async_file_size(self_->state_, h, self_->executor_);
+    }
+
+  private:
+    basic_file* self_;
+  };
+
+  class initiate_resize
+  {
+  public:
+    using executor_type = Executor;
+
+    explicit initiate_resize(basic_file* self) noexcept : self_(self) {}
+
+    executor_type get_executor() const noexcept { return self_->get_executor(); }
+
+    template <typename Handler>
+    void operator()(Handler&& handler, std::uint64_t n) const
+    {
+      std::decay_t<Handler> h(std::forward<Handler>(handler));
+      self_->service_->async_ftruncate(self_->state_, request_offset(n), h, self_->executor_);
     }
 
   private:

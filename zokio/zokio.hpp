@@ -2,6 +2,7 @@
 #ifndef ZOKIO_ZOKIO_HPP
 #define ZOKIO_ZOKIO_HPP
 
+#include <zokio/async_open_file.hpp>
 #include <zokio/basic_datagram_socket.hpp>
 #include <zokio/basic_file.hpp>
 #include <zokio/basic_random_access_file.hpp>

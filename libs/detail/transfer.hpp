@@ -1,5 +1,6 @@
-// libs/detail/transfer.hpp: the system call a read, write or fsync request
-// names (io_request::read, readv, write, writev, fsync), made once.
+// libs/detail/transfer.hpp: the system call a file or descriptor request
+// names (io_request::read, readv, write, writev, fsync, openat, statx,
+// ftruncate), made once.
 //
 // Shared by the readiness drivers (descriptors that can be waited for) and
 // the blocking pool (regular files): both make exactly the call the request
@@ -9,6 +10,8 @@
 
 #include <zokio/detail/io_operation.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -21,7 +24,8 @@ inline bool is_transfer(const io_request& q) noexcept
 {
   return q.kind == io_request::read || q.kind == io_request::readv
       || q.kind == io_request::write || q.kind == io_request::writev
-      || q.kind == io_request::fsync;
+      || q.kind == io_request::fsync || q.kind == io_request::openat
+      || q.kind == io_request::statx || q.kind == io_request::ftruncate;
 }
 
 inline bool is_write(const io_request& q) noexcept
@@ -29,7 +33,8 @@ inline bool is_write(const io_request& q) noexcept
   return q.kind == io_request::write || q.kind == io_request::writev;
 }
 
-// Makes q's call once: the bytes transferred (0 for fsync), or -1 with errno.
+// Makes q's call once: the bytes transferred, the descriptor (openat), 0
+// (fsync, statx, ftruncate), or -1 with errno.
 inline long transfer(const io_request& q) noexcept
 {
   const int count = static_cast<int>(q.size);
@@ -55,6 +60,17 @@ inline long transfer(const io_request& q) noexcept
 #else
     return q.flags == io_request::fsync_data ? ::fdatasync(q.fd) : ::fsync(q.fd);
 #endif
+  case io_request::openat:
+    return ::openat(AT_FDCWD, static_cast<const char*>(q.data), q.flags | O_CLOEXEC,
+        static_cast<::mode_t>(q.size));
+  case io_request::statx:
+#if defined(__linux__)
+    return ::statx(q.fd, "", AT_EMPTY_PATH, STATX_SIZE, static_cast<struct ::statx*>(q.data));
+#else
+    return ::fstat(q.fd, static_cast<struct ::stat*>(q.data));
+#endif
+  case io_request::ftruncate:
+    return ::ftruncate(q.fd, static_cast<::off_t>(q.offset));
   default:
     errno = EINVAL;
     return -1;

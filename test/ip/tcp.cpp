@@ -2060,6 +2060,37 @@ BOOST_AUTO_TEST_CASE(destroying_the_acceptor_with_parked_accepts)
   BOOST_TEST(result == asio::error::operation_aborted);
 }
 
+// Accepts initiated and never run, destroyed with their context: nothing is
+// closed that the accept did not open (an operation that was never made
+// once reported descriptor 0, which its destruction then closed).
+BOOST_AUTO_TEST_CASE(accepts_destroyed_unrun_close_no_descriptor)
+{
+  // Descriptor 0 open on /dev/null for the test, whatever stdin was.
+  const int saved = ::dup(0);
+  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  BOOST_REQUIRE(null_fd >= 0);
+  BOOST_REQUIRE(::dup2(null_fd, 0) == 0);
+  ::close(null_fd);
+  {
+    zokio::io_context ctx;
+    tcp::acceptor acceptor(ctx, zokio_test::loopback_v4());
+    tcp::socket peer(ctx);
+    acceptor.async_accept([](error_code, tcp::socket) {});
+    acceptor.async_accept(peer, [](error_code) {});
+  }
+  const bool still_open = ::fcntl(0, F_GETFD) != -1;
+  if (saved >= 0)
+  {
+    ::dup2(saved, 0);
+    ::close(saved);
+  }
+  else
+  {
+    ::close(0);
+  }
+  BOOST_TEST(still_open, "descriptor 0 left alone");
+}
+
 BOOST_AUTO_TEST_CASE(a_thread_that_exits_leaves_no_accept_request_behind)
 {
   // The request is armed in the ring of the thread that runs the accept and

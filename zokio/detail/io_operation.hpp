@@ -56,6 +56,10 @@ struct io_request
     write,       // write(fd, data, size), or pwrite at offset when offset >= 0
     writev,      // writev(fd, (const iovec*) data, size buffers), pwritev at offset >= 0
     fsync,       // fsync(fd), fdatasync(fd) when flags is fsync_data
+    openat,      // openat(AT_FDCWD, (const char*) data, flags | O_CLOEXEC, size as mode)
+    statx,       // the size of fd into data (statx(fd, "", AT_EMPTY_PATH, STATX_SIZE)
+                 // into a struct statx; fstat into a struct stat where there is no statx)
+    ftruncate,   // ftruncate(fd, offset)
     cancel,      // cancel the operation at data (an io_operation* of this runner)
     custom,      // io_uring only: the operation prepares its own SQE (prepare_)
   };
@@ -98,7 +102,7 @@ struct io_request
   void* extra = nullptr;
 
   // read, readv, write, writev: the file offset, or -1 for the descriptor's
-  // current position (streams, pipes).
+  // current position (streams, pipes). ftruncate: the new length.
   std::int64_t offset = -1;
 };
 

@@ -271,6 +271,9 @@ bool driver<Poller>::perform(io_operation* op, const event* ev, fd_slot* slot) n
     case io_request::write:
     case io_request::writev:
     case io_request::fsync:
+    case io_request::openat:
+    case io_request::statx:
+    case io_request::ftruncate:
       if (q.hints & io_request::no_sigpipe)
         sigpipe::block();
       n = transfer(q);

@@ -2,6 +2,7 @@
 #include <zokio/detail/socket/descriptor_io.hpp>
 
 #include "detail/sigpipe.hpp"
+#include "detail/transfer.hpp"
 
 #include <boost/asio/detail/socket_ops.hpp>
 #include <boost/asio/error.hpp>
@@ -101,6 +102,15 @@ std::size_t sync_write(int fd, unsigned char state, std::int64_t offset, const :
   // A pipe whose reader has gone: broken_pipe, not a signal.
   sigpipe::scope no_signal;
   return transfer<true>(fd, state, offset, iov, count, total, ec);
+}
+
+int make_request_now(const io_request& q) noexcept
+{
+  long r;
+  do
+    r = transfer(q);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : static_cast<int>(r);
 }
 
 } // namespace detail

@@ -1,6 +1,7 @@
 // libs/detail/socket/socket_service.cpp: socket states, open/close/cancel.
 #include <zokio/detail/socket/socket_service.hpp>
 #include <zokio/detail/uring/accept_engine.hpp>
+#include <zokio/detail/uring/net_features.hpp>
 
 #include "detail/backend_select.hpp"
 
@@ -84,6 +85,47 @@ socket_state* socket_service::allocate_state()
   socket_state* st = free_;
   free_ = st->next_free_;
   st->next_free_ = nullptr;
+  return st;
+}
+
+bool socket_service::driver_makes(io_request::kind_type k) const noexcept
+{
+  if (scheduler_.backend() != zokio::backend::io_uring)
+    return true;  // the blocking pool
+  const uring::net_features& f = uring::features();
+  switch (k)
+  {
+  case io_request::openat:
+    return f.openat;
+  case io_request::statx:
+    return f.statx;
+  case io_request::ftruncate:
+    return f.ftruncate;
+  default:
+    return true;
+  }
+}
+
+socket_state* socket_service::request_state() noexcept
+{
+  socket_state* st;
+  try
+  {
+    st = allocate_state();
+  }
+  catch (const std::bad_alloc&)
+  {
+    return nullptr;
+  }
+  st->fd_ = -1;
+  st->generation_ = new_generation();
+  st->flags_ = 0;
+  st->io_hints_ = io_request::blocking;
+  st->close_on_drain_ = false;
+  st->lock_.lock();
+  st->open_ = false;  // no object holds it: reclaimed once its operation is done
+  st->ops_ = nullptr;
+  st->lock_.unlock();
   return st;
 }
 

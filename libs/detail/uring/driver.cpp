@@ -12,6 +12,8 @@
 #include "detail/throw_errno.hpp"
 
 #include <cerrno>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -74,7 +76,9 @@ inline std::uint64_t offset_of(const io_request& q) noexcept
   return q.offset < 0 ? ~std::uint64_t(0) : static_cast<std::uint64_t>(q.offset);
 }
 
-// Fills sqe with a transfer (read, readv, write, writev) or fsync.
+// Fills sqe with a transfer (read, readv, write, writev), fsync, or one of
+// the file requests (openat, statx, ftruncate: socket_service only starts
+// those where features() says the ring has them).
 void fill_transfer(const io_request& q, ::io_uring_sqe* sqe) noexcept
 {
   const unsigned count = static_cast<unsigned>(q.size);
@@ -92,9 +96,29 @@ void fill_transfer(const io_request& q, ::io_uring_sqe* sqe) noexcept
   case io_request::writev:
     ::io_uring_prep_writev(sqe, q.fd, static_cast<const ::iovec*>(q.data), count, offset_of(q));
     break;
-  default: // fsync
+  case io_request::fsync:
     ::io_uring_prep_fsync(sqe, q.fd, q.flags == io_request::fsync_data ? IORING_FSYNC_DATASYNC : 0);
     return;
+  case io_request::openat:
+    ::io_uring_prep_openat(sqe, AT_FDCWD, static_cast<const char*>(q.data), q.flags | O_CLOEXEC,
+        static_cast<::mode_t>(q.size));
+    return;
+  case io_request::statx:
+    ::io_uring_prep_statx(sqe, q.fd, "", AT_EMPTY_PATH, STATX_SIZE,
+        static_cast<struct ::statx*>(q.data));
+    return;
+  default: // ftruncate
+  {
+    // IORING_OP_FTRUNCATE (6.9): fd and the length in off, nothing else
+    // (liburing 2.3 has no prep function for it).
+    const std::uint64_t user_data = sqe->user_data;
+    std::memset(sqe, 0, sizeof(*sqe));
+    sqe->opcode = uring::op_ftruncate;
+    sqe->fd = q.fd;
+    sqe->off = static_cast<std::uint64_t>(q.offset);
+    sqe->user_data = user_data;
+    return;
+  }
   }
   if ((q.hints & io_request::poll_then_retry) && rw_nowait_for_tests())
     sqe->rw_flags |= RWF_NOWAIT;
@@ -182,6 +206,9 @@ void fill_sqe(io_operation* op, ::io_uring_sqe* sqe) noexcept
   case io_request::write:
   case io_request::writev:
   case io_request::fsync:
+  case io_request::openat:
+  case io_request::statx:
+  case io_request::ftruncate:
     // A write to a pipe whose reader has gone raises SIGPIPE on the thread
     // that submits it (sigpipe.hpp); reap takes it after EPIPE.
     if (q.hints & io_request::no_sigpipe)

@@ -194,6 +194,9 @@ net_features probe()
   {
     f.send_zc = ::io_uring_opcode_supported(p, IORING_OP_SEND_ZC);
     f.waitid = ::io_uring_opcode_supported(p, op_waitid);
+    f.openat = ::io_uring_opcode_supported(p, IORING_OP_OPENAT);
+    f.statx = ::io_uring_opcode_supported(p, IORING_OP_STATX);
+    f.ftruncate = ::io_uring_opcode_supported(p, op_ftruncate);
     ::io_uring_free_probe(p);
   }
 

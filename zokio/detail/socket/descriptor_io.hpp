@@ -1,5 +1,6 @@
 // zokio/detail/socket/descriptor_io.hpp: the synchronous reads and writes of
-// descriptors and files (read_some, write_some, their _at forms).
+// descriptors and files (read_some, write_some, their _at forms), and the
+// file requests made on the calling thread.
 //
 // Each makes the system call and, on a descriptor the readiness backend
 // made non-blocking behind the user's back (internal_non_blocking), waits
@@ -9,6 +10,7 @@
 #ifndef ZOKIO_DETAIL_SOCKET_DESCRIPTOR_IO_HPP
 #define ZOKIO_DETAIL_SOCKET_DESCRIPTOR_IO_HPP
 
+#include <zokio/detail/io_operation.hpp>
 #include <zokio/detail/socket/socket_buffers.hpp>
 
 #include <boost/asio/buffer.hpp>
@@ -46,6 +48,11 @@ std::size_t sync_write(int fd, unsigned char state, std::int64_t offset,
   socket_buffers<boost::asio::const_buffer, ConstBufferSequence, stream_max_buffers> b(buffers);
   return sync_write(fd, state, offset, b.iov(), b.count(), b.total_size(), ec);
 }
+
+// Makes the system call q names (io_request::read ... ftruncate) on the
+// calling thread: its result, or -errno. For the file requests a ring
+// without their opcode cannot make (file_request_op.hpp).
+int make_request_now(const io_request& q) noexcept;
 
 } // namespace detail
 } // namespace zokio

@@ -97,6 +97,10 @@ protected:
     : io_operation(complete), state_(nullptr), complete_(complete), cancel_(this)
   {
     req_.kind = kind;
+    // Until a driver (or complete_now) reports the request's result: an
+    // operation destroyed before it was made (its context shut down first)
+    // must not look like an accept or open that returned descriptor 0.
+    result_ = -ECANCELED;
   }
 
   // For stream receives: the request gets io_request::poll_first when the

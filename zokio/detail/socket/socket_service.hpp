@@ -20,12 +20,14 @@
 #include <zokio/detail/uring/accept_engine.hpp>
 #include <zokio/detail/socket/ops/accept_op.hpp>
 #include <zokio/detail/socket/ops/connect_op.hpp>
+#include <zokio/detail/socket/ops/file_request_op.hpp>
 #include <zokio/detail/socket/ops/poll_op.hpp>
 #include <zokio/detail/socket/ops/recv_op.hpp>
 #include <zokio/detail/socket/ops/recv_provided_op.hpp>
 #include <zokio/detail/socket/ops/send_op.hpp>
 #include <zokio/detail/socket/ops/transfer_op.hpp>
 #include <zokio/detail/socket/ops/waitid_op.hpp>
+#include <zokio/detail/socket/descriptor_io.hpp>
 #include <zokio/detail/socket/socket_handler.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
 #include <zokio/detail/socket/socket_state.hpp>
@@ -40,6 +42,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -218,6 +221,44 @@ public:
     start(o, st, slot);
   }
 
+  // Opens path (flags: open(2)'s, close-on-exec added) and hands the
+  // handler a File on file_ex that owns the descriptor.
+  template <typename File, typename Handler, typename IoExecutor>
+  void async_open_file(const typename File::executor_type& file_ex, std::string path,
+      int flags, Handler& handler, const IoExecutor& io_ex)
+  {
+    using op = open_file_op<File, Handler, IoExecutor>;
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, file_ex, std::move(path), flags);
+    if (!driver_makes(io_request::openat))
+      return o->complete_now(scheduler_, make_request_now(o->req_));
+    socket_state* st = request_state();
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -ENOMEM);
+    o->req_.hints |= io_request::blocking;
+    start(o, st, slot);
+  }
+
+  // The size of st's file (std::uint64_t to the handler).
+  template <typename Handler, typename IoExecutor>
+  void async_file_size(socket_state* st, Handler& handler, const IoExecutor& io_ex)
+  {
+    using op = file_size_op<Handler, IoExecutor>;
+    start_file_request(socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_), st, boost::asio::get_associated_cancellation_slot(handler));
+  }
+
+  // Truncates or extends st's file to length bytes.
+  template <typename Handler, typename IoExecutor>
+  void async_ftruncate(socket_state* st, std::int64_t length, Handler& handler,
+      const IoExecutor& io_ex)
+  {
+    using op = ftruncate_op<Handler, IoExecutor>;
+    start_file_request(socket_handler<Handler, IoExecutor>::template create<op>(
+        handler, io_ex, scheduler_, length), st, boost::asio::get_associated_cancellation_slot(handler));
+  }
+
   // Connects st (which the caller has opened). If opening failed the caller
   // passes the error as open_error and the operation completes with it.
   template <typename Endpoint, typename Handler, typename IoExecutor>
@@ -324,6 +365,31 @@ private:
       o->cancellation_key_ = &slot.template emplace<socket_op_cancellation>(st);
     o->start(scheduler_);
   }
+
+  // A request on an open file (statx, ftruncate): made by the driver where
+  // it can, else on this thread (file_request_op.hpp).
+  template <typename Slot>
+  void start_file_request(socket_op* o, socket_state* st, Slot slot)
+  {
+    if (st == nullptr)
+      return o->complete_now(scheduler_, -EBADF);
+    if (!driver_makes(o->req_.kind))
+    {
+      o->req_.fd = st->fd_;
+      return o->complete_now(scheduler_, make_request_now(o->req_));
+    }
+    o->req_.hints |= io_request::blocking;
+    start(o, st, slot);
+  }
+
+  // Whether this context's driver makes a file request of kind k (a ring
+  // with its opcode, or a readiness driver's blocking pool).
+  bool driver_makes(io_request::kind_type k) const noexcept;
+
+  // A state that holds no descriptor, for an operation that has none yet
+  // (an open): it goes back to the pool when the operation completes. Null
+  // if no memory.
+  socket_state* request_state() noexcept;
 
   // Accepts go through the acceptor's multishot engine where enabled
   // (accept_engine.hpp; every accept of the acceptor, so none waits in the

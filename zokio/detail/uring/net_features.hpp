@@ -1,5 +1,6 @@
-// zokio/detail/uring/net_features.hpp: the io_uring networking features of the
-// running kernel, probed once per process.
+// zokio/detail/uring/net_features.hpp: the io_uring features of the running
+// kernel that zokio uses when present (networking, child waits, file
+// requests), probed once per process.
 #ifndef ZOKIO_DETAIL_URING_NET_FEATURES_HPP
 #define ZOKIO_DETAIL_URING_NET_FEATURES_HPP
 
@@ -40,10 +41,19 @@ struct net_features
   // IORING_OP_WAITID (linux 6.7): a child's exit waited for (and reaped)
   // by the ring. From the kernel's opcode probe only.
   bool waitid = false;
+
+  // File requests (from the opcode probe): IORING_OP_OPENAT and
+  // IORING_OP_STATX (linux 5.6), IORING_OP_FTRUNCATE (linux 6.9). Without
+  // one, the asynchronous form makes the call on the initiating thread
+  // (basic_file.hpp says so).
+  bool openat = false;
+  bool statx = false;
+  bool ftruncate = false;
 };
 
-// IORING_OP_WAITID's opcode (liburing 2.3's header predates it).
+// Opcodes that liburing 2.3's header predates.
 constexpr unsigned char op_waitid = 50;
+constexpr unsigned char op_ftruncate = 55;
 
 // The features of this kernel (probed on first call; thread-safe).
 const net_features& features() noexcept;

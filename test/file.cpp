@@ -626,3 +626,59 @@ BOOST_AUTO_TEST_CASE(async_open_file_cancelled_or_never_run_leaks_nothing)
   else
     BOOST_TEST_MESSAGE("descriptor counts not checked on kqueue (libkqueue keeps its own)");
 }
+
+// A read whose data the page cache holds is made at once (preadv2 with
+// RWF_NOWAIT): no submission on io_uring, no blocking-pool call on epoll and
+// kqueue. With ZOKIO_FILE_READ_NOWAIT=0 (variants file_ring_reads) every
+// read goes to the driver.
+BOOST_AUTO_TEST_CASE(cached_reads_are_made_at_once)
+{
+  temp_path tmp;
+  const auto data = pattern(64 << 10, 9);
+  zokio::io_context ctx;
+  zokio::random_access_file f(ctx, tmp.str(), zokio::file_base::read_write | zokio::file_base::create);
+  asio::write_at(f, 0, asio::buffer(data));  // now in the page cache
+  zokio::stream_file s(ctx, tmp.str(), zokio::file_base::read_only);
+
+  const auto before = ctx.statistics();
+  std::vector<char> a(4096), b(4096), c(100);
+  std::size_t na = 0, nb = 0, nc = 0;
+  error_code ea, eb, ec, eeof;
+  f.async_read_some_at(8192, asio::buffer(a), [&](error_code e, std::size_t n) { ea = e; na = n; });
+  s.async_read_some(asio::buffer(b), [&](error_code e, std::size_t n) { eb = e; nb = n; });
+  // Straddling the end: what is there; then at the end: eof.
+  f.async_read_some_at(data.size() - 40, asio::buffer(c), [&](error_code e, std::size_t n) { ec = e; nc = n; });
+  f.async_read_some_at(data.size(), asio::buffer(c), [&](error_code e, std::size_t) { eeof = e; });
+  zokio_test::run_bounded(ctx);
+  const auto after = ctx.statistics();
+
+  BOOST_TEST(!ea);
+  BOOST_TEST(na == 4096u);
+  BOOST_TEST(std::equal(a.begin(), a.end(), data.begin() + 8192));
+  BOOST_TEST(!eb);
+  BOOST_TEST(nb == 4096u);
+  BOOST_TEST(std::equal(b.begin(), b.end(), data.begin()));
+  BOOST_TEST(!ec);
+  BOOST_TEST(nc == 40u);
+  BOOST_TEST(eeof == asio::error::eof);
+
+  // The stream file's position moved past what it read.
+  std::size_t next = 0;
+  std::vector<char> d(16);
+  ctx.restart();
+  s.async_read_some(asio::buffer(d), [&](error_code, std::size_t n) { next = n; });
+  zokio_test::run_bounded(ctx);
+  BOOST_TEST(next == 16u);
+  BOOST_TEST(std::equal(d.begin(), d.end(), data.begin() + 4096));
+
+  const char* knob = std::getenv("ZOKIO_FILE_READ_NOWAIT");
+  const bool cached_first = !(knob && std::string(knob) == "0");
+  const auto driver_calls = on_readiness() ? after.blocking_calls - before.blocking_calls
+                                           : after.submissions - before.submissions;
+  BOOST_TEST_MESSAGE("reads tried from the page cache first: " << cached_first
+      << "; requests the driver made: " << driver_calls);
+  if (cached_first)
+    BOOST_TEST(driver_calls == 0u, "every read came from the page cache at once");
+  else
+    BOOST_TEST(driver_calls >= 4u, "every read went to the driver");
+}

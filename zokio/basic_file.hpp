@@ -41,6 +41,13 @@ namespace zokio {
  * transfer in progress on the pool cannot be interrupted: cancelling it
  * takes effect only if it has not started.
  *
+ * Reads whose data the page cache holds are made at once, on every backend:
+ * one preadv2 with RWF_NOWAIT on the initiating thread, the handler then
+ * running as if posted (a stream file only when no other operation of it
+ * is in flight, so its reads stay in order). Only a read that would wait
+ * for the disk goes to the ring or to the pool. Never for a file opened with
+ * O_DIRECT; ZOKIO_FILE_READ_NOWAIT=0 turns it off.
+ *
  * Files are opened close-on-exec, with mode 0666 (less the umask) when
  * created.
  *

@@ -243,6 +243,9 @@ class Paths:
             p = os.path.join(self.cargo, "perf_bench_tokio")
         elif rt == "liburing_raw":  # timer_storm only: one kernel timeout per timer
             p = os.path.join(self.bin, "perf_timer_storm_liburing_raw")
+        elif rt == "zokio_no_cached_reads":  # file_io only: every read through the ring
+            base = self.bench("zokio")
+            return ["env", "ZOKIO_FILE_READ_NOWAIT=0"] + base if base else None
         elif rt == "pread_pool":  # file_io only: threads calling pread/pwrite
             p = os.path.join(self.bin, "perf_bench_asio_epoll")
             return [p, "--impl", "pread"] if os.access(p, os.X_OK) else None
@@ -336,7 +339,7 @@ class FileExperiment(BenchExperiment):
 
     def __init__(self, name, size_mb, args, rows):
         super().__init__("file_io", name, args, rows,
-                         runtimes=("zokio", "asio_uring", "pread_pool", "tokio"))
+                         runtimes=("zokio", "zokio_no_cached_reads", "asio_uring", "pread_pool", "tokio"))
         self.size_mb = size_mb
 
     def run_once(self, paths, rt):
@@ -630,7 +633,9 @@ def catalogue(mode):
         runtimes=("zokio", "asio_epoll", "asio_uring"), cores=BOTH_CORES, timeout=300))
     # 5d. file_io: random 4 KiB reads at 1, 32 and 128 in flight, sequential
     # 1 MiB reads and writes, from a file in the page cache (1 GiB in a full
-    # run); one thread (pread_pool: as many threads as operations in flight).
+    # run); one thread (pread_pool: as many threads as operations in flight;
+    # zokio_no_cached_reads: zokio with ZOKIO_FILE_READ_NOWAIT=0, every read
+    # a ring request, as before reads were tried from the page cache first).
     size_mb = pick(16, 256, 1024)
     for depth in (1, 32, 128):
         ex.append(FileExperiment(f"file_io_rand4k_d{depth}", size_mb,

@@ -8,7 +8,10 @@
 #include <boost/asio/error.hpp>
 
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <poll.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 namespace zokio {
@@ -102,6 +105,39 @@ std::size_t sync_write(int fd, unsigned char state, std::int64_t offset, const :
   // A pipe whose reader has gone: broken_pipe, not a signal.
   sigpipe::scope no_signal;
   return transfer<true>(fd, state, offset, iov, count, total, ec);
+}
+
+int read_cached(const io_request& q) noexcept
+{
+#if defined(__linux__) && defined(RWF_NOWAIT)
+  ::iovec one;
+  const ::iovec* iov = static_cast<const ::iovec*>(q.data);
+  int count = static_cast<int>(q.size);
+  if (q.kind == io_request::read)
+  {
+    one.iov_base = q.data;
+    one.iov_len = q.size;
+    iov = &one;
+    count = 1;
+  }
+  ::ssize_t r;
+  do
+    r = ::preadv2(q.fd, iov, count, static_cast<::off_t>(q.offset), RWF_NOWAIT);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : static_cast<int>(r);
+#else
+  (void)q;
+  return -EOPNOTSUPP;
+#endif
+}
+
+bool cached_reads_enabled() noexcept
+{
+  static const bool on = [] {
+    const char* v = std::getenv("ZOKIO_FILE_READ_NOWAIT");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return on;
 }
 
 int make_request_now(const io_request& q) noexcept

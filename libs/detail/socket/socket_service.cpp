@@ -230,6 +230,17 @@ socket_state* socket_service::assign(int fd, bool stream, boost::system::error_c
 #endif
   st->close_on_drain_ = true;
   st->recv_drained_.store(false, std::memory_order_relaxed);
+  // A file opened for direct I/O would wait for the device in a
+  // page-cache read attempt: never tried there.
+  bool direct = false;
+#if defined(O_DIRECT)
+  if (io_hints & io_request::blocking)
+  {
+    const int fl = ::fcntl(fd, F_GETFL);
+    direct = fl >= 0 && (fl & O_DIRECT);
+  }
+#endif
+  st->no_cached_reads_.store(direct, std::memory_order_relaxed);
   st->lock_.lock();
   st->open_ = true;
   st->ops_ = nullptr;

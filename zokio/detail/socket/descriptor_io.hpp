@@ -49,6 +49,17 @@ std::size_t sync_write(int fd, unsigned char state, std::int64_t offset,
   return sync_write(fd, state, offset, b.iov(), b.count(), b.total_size(), ec);
 }
 
+// A read request (read or readv) of a regular file made at once if the page
+// cache holds its data: preadv2 with RWF_NOWAIT. The bytes read (0 at the
+// end of the file), -EAGAIN when it would wait for the disk, -EOPNOTSUPP
+// where the file system (or the system) does not offer it, or another
+// -errno.
+int read_cached(const io_request& q) noexcept;
+
+// Whether reads are tried from the page cache first: yes, unless
+// ZOKIO_FILE_READ_NOWAIT=0 (tests of the other path; comparisons).
+bool cached_reads_enabled() noexcept;
+
 // Makes the system call q names (io_request::read ... ftruncate) on the
 // calling thread: its result, or -errno. For the file requests a ring
 // without their opcode cannot make (file_request_op.hpp).

@@ -204,6 +204,9 @@ public:
     // A read never raises SIGPIPE: its completion need not look for one.
     o->req_.hints |= std::is_same_v<Buffer, boost::asio::mutable_buffer>
         ? static_cast<std::uint8_t>(st->io_hints_ & ~io_request::no_sigpipe) : st->io_hints_;
+    if constexpr (std::is_same_v<Buffer, boost::asio::mutable_buffer>)
+      if ((st->io_hints_ & io_request::blocking) && try_cached_read(o, st))
+        return;
     start(o, st, slot);
   }
 
@@ -380,6 +383,38 @@ private:
     }
     o->req_.hints |= io_request::blocking;
     start(o, st, slot);
+  }
+
+  // A regular file's read whose data the page cache holds is made here and
+  // now (one preadv2 with RWF_NOWAIT) and completes as if posted: on this
+  // kernel a page-cache read through io_uring costs more than the plain
+  // call, and the readiness backends' alternative is a blocking-pool
+  // thread. Otherwise (the data is not cached: EAGAIN; or any error, which
+  // the request then reports as the driver makes it) false, and the read
+  // goes to the driver as usual. A stream file (offset -1) is read here only
+  // when nothing else is in flight on it, so its reads keep their order.
+  bool try_cached_read(socket_op* o, socket_state* st) noexcept
+  {
+    if (!cached_reads_enabled() || st->no_cached_reads_.load(std::memory_order_relaxed))
+      return false;
+    if (o->req_.offset < 0)
+    {
+      st->lock_.lock();
+      const bool busy = st->ops_ != nullptr;
+      st->lock_.unlock();
+      if (busy)
+        return false;
+    }
+    o->req_.fd = st->fd_;
+    const int r = read_cached(o->req_);
+    if (r < 0)
+    {
+      if (r == -EOPNOTSUPP)
+        st->no_cached_reads_.store(true, std::memory_order_relaxed);
+      return false;
+    }
+    o->complete_now(scheduler_, r);
+    return true;
   }
 
   // Whether this context's driver makes a file request of kind k (a ring

@@ -98,6 +98,12 @@ public:
   // only a hint.
   std::atomic<bool> recv_drained_{false};
 
+  // Regular files: a read is first tried at once from the page cache
+  // (socket_service::try_cached_read); set when that cannot work for this
+  // file (O_DIRECT, or a file system that refuses RWF_NOWAIT), so it is not
+  // tried again. Any thread; only a hint.
+  std::atomic<bool> no_cached_reads_{false};
+
   socket_service* service_ = nullptr;  // owner of the pool
   socket_state* next_free_ = nullptr;  // pool link
 };

@@ -16,26 +16,29 @@ detail::scheduler& io_context::add_impl(io_context& self, int hint, const ring_o
 }
 
 io_context::io_context()
-  : impl_(add_impl(*this, BOOST_ASIO_CONCURRENCY_HINT_DEFAULT, ring_options{}))
+  : services_(boost::asio::use_service<detail::service_index>(*this)),
+    impl_(add_impl(*this, BOOST_ASIO_CONCURRENCY_HINT_DEFAULT, ring_options{}))
 {
 }
 
 io_context::io_context(int concurrency_hint)
-  : impl_(add_impl(*this, concurrency_hint == 1 ? BOOST_ASIO_CONCURRENCY_HINT_1 : concurrency_hint,
+  : services_(boost::asio::use_service<detail::service_index>(*this)),
+    impl_(add_impl(*this, concurrency_hint == 1 ? BOOST_ASIO_CONCURRENCY_HINT_1 : concurrency_hint,
         ring_options{}))
 {
 }
 
 io_context::io_context(int concurrency_hint, const ring_options& rings)
-  : impl_(add_impl(*this, concurrency_hint == 1 ? BOOST_ASIO_CONCURRENCY_HINT_1 : concurrency_hint,
+  : services_(boost::asio::use_service<detail::service_index>(*this)),
+    impl_(add_impl(*this, concurrency_hint == 1 ? BOOST_ASIO_CONCURRENCY_HINT_1 : concurrency_hint,
         rings))
 {
 }
 
-io_context::~io_context()
-{
-  shutdown();
-}
+// Services are shut down and destroyed by execution_context's destructor,
+// once each, newest first, as on boost::asio::io_context (whose destructor
+// is empty too).
+io_context::~io_context() = default;
 
 io_context::count_type io_context::run() { return impl_.run(); }
 io_context::count_type io_context::run_one() { return impl_.run_one(); }

@@ -62,7 +62,8 @@ thread_pool::~thread_pool()
   {
     // A handler's exception nobody asked for: dropped (see the class docs).
   }
-  shutdown();
+  // Services are shut down and destroyed by execution_context's destructor,
+  // once each, as after boost::asio::thread_pool's stop() and join().
 }
 
 void thread_pool::run_worker()

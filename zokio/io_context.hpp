@@ -8,6 +8,7 @@
 #include <zokio/detail/driver_sizes.hpp>
 #include <zokio/detail/sched/scheduler.hpp>
 #include <zokio/detail/scheduler_executor.hpp>
+#include <zokio/detail/service_index.hpp>
 #include <zokio/statistics.hpp>
 
 #include <boost/asio/async_result.hpp>
@@ -18,7 +19,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 
@@ -197,15 +197,19 @@ public:
   template <typename Service>
   Service& use_zokio_service();
 
+  /// (Internal) Implementation of boost::asio::add_service.
+  template <typename Service>
+  void add_zokio_service(Service* svc);
+
 private:
   struct initiate_dispatch;
   struct initiate_post;
 
   static detail::scheduler& add_impl(io_context& self, int hint, const ring_options& rings);
 
-  // Services whose constructor takes zokio::io_context& (see use_service).
-  std::mutex services_mutex_;
-  std::map<const void*, boost::asio::execution_context::service*> zokio_services_;
+  // Services whose constructor takes zokio::io_context& (service_index.hpp);
+  // registered first, so it outlives every other service.
+  detail::service_index& services_;
 
   detail::scheduler& impl_;
 };
@@ -335,6 +339,14 @@ template <typename Service>
 Service& use_service(zokio::io_context& ctx)
 {
   return ctx.template use_zokio_service<Service>();
+}
+
+/// add_service for zokio::io_context: as Asio's (service_already_exists,
+/// invalid_service_owner), and use_service then returns svc.
+template <typename Service>
+void add_service(zokio::io_context& ctx, Service* svc)
+{
+  ctx.template add_zokio_service<Service>(svc);
 }
 
 } // namespace asio

@@ -81,17 +81,26 @@ Service& io_context::use_zokio_service()
   }
   else
   {
-    std::lock_guard<std::mutex> lock(services_mutex_);
-    const void* key = &Service::id;
-    auto it = zokio_services_.find(key);
-    if (it != zokio_services_.end())
-      return *static_cast<Service*>(it->second);
+    std::lock_guard<std::mutex> lock(services_.mutex());
+    if (auto* found = services_.find(&Service::id))
+      return *static_cast<Service*>(found);
+    // Not created yet (one added through execution_context& rather than
+    // this context is not in the index: add_service below then reports
+    // service_already_exists).
     auto svc = std::make_unique<Service>(*this);
-    boost::asio::add_service<Service>(*this, svc.get()); // throws if it exists
-    Service* raw = svc.release();
-    zokio_services_.emplace(key, raw);
-    return *raw;
+    boost::asio::add_service<Service>(static_cast<boost::asio::execution_context&>(*this), svc.get());
+    services_.record(&Service::id, svc.get());
+    return *svc.release();
   }
+}
+
+template <typename Service>
+void io_context::add_zokio_service(Service* svc)
+{
+  std::lock_guard<std::mutex> lock(services_.mutex());
+  // Asio's checks first: the owner, and whether the key is taken.
+  boost::asio::add_service<Service>(static_cast<boost::asio::execution_context&>(*this), svc);
+  services_.record(&Service::id, svc);
 }
 
 #if !defined(BOOST_ASIO_NO_DEPRECATED)

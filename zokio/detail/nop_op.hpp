@@ -5,13 +5,11 @@
 #ifndef ZOKIO_DETAIL_NOP_OP_HPP
 #define ZOKIO_DETAIL_NOP_OP_HPP
 
-#include <zokio/detail/handler_alloc.hpp>
-#include <zokio/detail/handler_work.hpp>
+#include <zokio/detail/bound_handler.hpp>
 #include <zokio/detail/sched/scheduler.hpp>
 #include <zokio/detail/io_operation.hpp>
 
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/detail/bind_handler.hpp>
 #include <boost/asio/error.hpp>
 
 namespace zokio {
@@ -21,23 +19,15 @@ template <typename Handler, typename IoExecutor>
 class nop_op final : public io_operation
 {
 public:
-  using allocator_type = op_allocator_t<boost::asio::associated_allocator_t<Handler>>;
-
   template <typename H>
   static nop_op* create(H&& handler, const IoExecutor& io_ex, scheduler& owner)
   {
-    allocator_type alloc = op_allocator<boost::asio::associated_allocator_t<Handler>>::get(
-        boost::asio::get_associated_allocator(handler));
-    op_ptr<nop_op, allocator_type> p(alloc);
-    p.construct(std::forward<H>(handler), io_ex, owner);
-    return p.release();
+    Handler h(std::forward<H>(handler));
+    return bound_handler<Handler, IoExecutor>::template create<nop_op>(h, io_ex, owner);
   }
 
-  template <typename H>
-  nop_op(H&& handler, const IoExecutor& io_ex, scheduler& owner)
-    : io_operation(&do_start),
-      handler_(std::forward<H>(handler)),
-      work_(handler_, io_ex, owner)
+  nop_op(Handler&& handler, const IoExecutor& io_ex, scheduler& owner)
+    : io_operation(&do_start), handler_(std::move(handler), io_ex, owner)
   {
     req_.kind = io_request::nop;
   }
@@ -60,6 +50,8 @@ public:
   }
 
 private:
+  template <typename, typename> friend class bound_handler;
+
   // First completion of an operation handed over from another thread: the
   // work unit it carries stays counted, since the operation goes on.
   static void do_start(scheduler* owner, operation* base)
@@ -76,22 +68,13 @@ private:
   static void do_complete(scheduler* owner, operation* base)
   {
     auto* o = static_cast<nop_op*>(base);
-    allocator_type alloc = op_allocator<boost::asio::associated_allocator_t<Handler>>::get(
-        boost::asio::get_associated_allocator(o->handler_));
-    op_ptr<nop_op, allocator_type> p(alloc, o);
     boost::system::error_code ec;
     if (o->result_ < 0)
       ec.assign(-o->result_, boost::asio::error::get_system_category());
-    handler_work<Handler, IoExecutor> work(std::move(o->work_));
-    boost::asio::detail::binder1<Handler, boost::system::error_code> bound(
-        0, std::move(o->handler_), ec);
-    p.reset();
-    if (owner)
-      work.complete(bound, bound.handler_);
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, ec);
   }
 
-  Handler handler_;
-  handler_work<Handler, IoExecutor> work_;
+  bound_handler<Handler, IoExecutor> handler_;
 };
 
 // Starts a NOP on ex's context; completes with void(error_code).

@@ -51,7 +51,8 @@
 // runner::wake below), and a sleeper looks at its remote_ after announcing the
 // sleep. A new operation started from a thread that runs no runner of this
 // scheduler is not bound yet: it goes through the inject queue, and the
-// runner that takes it starts it on its own driver (start_op).
+// runner that takes it starts it on its own driver (socket_op::start and its
+// start_step, libs/detail/socket/socket_op.cpp).
 //
 // Leaving for good (io_uring): a ring can only be entered by the thread that
 // created it (IORING_SETUP_SINGLE_ISSUER, DEFER_TASKRUN), and a runner with a
@@ -223,29 +224,6 @@ public:
     }
     inject_.push(ops);
     wake_one();
-  }
-
-  // Starts a kernel operation, already counted as work. On a thread running
-  // this scheduler it goes to that thread's driver; from any other thread it
-  // is handed to a running thread, which starts it (op's func_ must then be
-  // a start step that calls start_here()).
-  void start_op(io_operation* op)
-  {
-    if (runner* r = this_thread_runner())
-      r->start(op);
-    else
-      post_deferred(op);
-  }
-
-  // Counts a kernel operation about to be started on the calling thread's
-  // driver. Its completion is reaped and run by this thread, so the count may
-  // stay private until the current handler returns.
-  void work_started_here() noexcept
-  {
-    if (runner* r = this_thread_runner())
-      r->work_started();
-    else
-      work_started();
   }
 
   // The runner of this scheduler on the calling thread, if the thread is

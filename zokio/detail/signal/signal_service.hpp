@@ -34,7 +34,7 @@
 
 #include <zokio/detail/io_operation.hpp>
 #include <zokio/detail/sched/scheduler.hpp>
-#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/bound_handler.hpp>
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/cancellation_type.hpp>
@@ -192,19 +192,19 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
     auto* o = static_cast<signal_wait_op*>(base);
     if (owner == nullptr)
-      return socket_handler<Handler, IoExecutor>::discard(o);
+      return bound_handler<Handler, IoExecutor>::discard(o);
     boost::system::error_code ec = o->ec_;
     int n = o->signal_number_;
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, ec, n);
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, ec, n);
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
 };
 
 template <typename Handler, typename IoExecutor>
@@ -212,7 +212,7 @@ void signal_service::async_wait(set_state* s, Handler& handler, const IoExecutor
 {
   using op = signal_wait_op<Handler, IoExecutor>;
   auto slot = boost::asio::get_associated_cancellation_slot(handler);
-  op* o = socket_handler<Handler, IoExecutor>::template create<op>(handler, io_ex, scheduler_);
+  op* o = bound_handler<Handler, IoExecutor>::template create<op>(handler, io_ex, scheduler_);
   if (slot.is_connected())
     o->key_ = &slot.template emplace<signal_op_cancellation>(this, s);
   start_wait(s, o);

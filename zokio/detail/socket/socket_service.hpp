@@ -28,7 +28,7 @@
 #include <zokio/detail/socket/ops/transfer_op.hpp>
 #include <zokio/detail/socket/ops/waitid_op.hpp>
 #include <zokio/detail/socket/descriptor_io.hpp>
-#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/bound_handler.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
 #include <zokio/detail/socket/socket_state.hpp>
 
@@ -120,7 +120,7 @@ public:
   {
     using op = recv_op<MutableBufferSequence, MaxBuffers, Handler, IoExecutor>;
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
-    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+    op* o = bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_, buffers, flags, is_stream);
     if (st == nullptr)
       return o->complete_now(scheduler_, -EBADF);
@@ -136,7 +136,7 @@ public:
   {
     using op = recv_provided_op<Handler, IoExecutor>;
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
-    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+    op* o = bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_, pool, flags);
     if (st == nullptr)
       return o->complete_now(scheduler_, -EBADF);
@@ -150,7 +150,7 @@ public:
   {
     using op = recvfrom_op<MutableBufferSequence, Endpoint, Handler, IoExecutor>;
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
-    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+    op* o = bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_, buffers, sender, flags);
     if (st == nullptr)
       return o->complete_now(scheduler_, -EBADF);
@@ -164,7 +164,7 @@ public:
   {
     using op = send_op<ConstBufferSequence, MaxBuffers, Handler, IoExecutor>;
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
-    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+    op* o = bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_, buffers, flags);
     if (st == nullptr)
       return o->complete_now(scheduler_, -EBADF);
@@ -180,7 +180,7 @@ public:
   {
     using op = sendto_op<ConstBufferSequence, Endpoint, Handler, IoExecutor>;
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
-    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+    op* o = bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_, buffers, destination, flags);
     if (st == nullptr)
       return o->complete_now(scheduler_, -EBADF);
@@ -195,7 +195,7 @@ public:
   {
     using op = transfer_op<Buffer, BufferSequence, Handler, IoExecutor>;
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
-    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+    op* o = bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_, buffers, offset);
     if (st == nullptr)
       return o->complete_now(scheduler_, -EBADF);
@@ -216,7 +216,7 @@ public:
   {
     using op = fsync_op<Handler, IoExecutor>;
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
-    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+    op* o = bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_, data_only);
     if (st == nullptr)
       return o->complete_now(scheduler_, -EBADF);
@@ -232,7 +232,7 @@ public:
   {
     using op = open_file_op<File, Handler, IoExecutor>;
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
-    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+    op* o = bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_, file_ex, std::move(path), flags);
     if (!driver_makes(io_request::openat))
       return o->complete_now(scheduler_, make_request_now(o->req_));
@@ -248,7 +248,7 @@ public:
   void async_file_size(socket_state* st, Handler& handler, const IoExecutor& io_ex)
   {
     using op = file_size_op<Handler, IoExecutor>;
-    start_file_request(socket_handler<Handler, IoExecutor>::template create<op>(
+    start_file_request(bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_), st, boost::asio::get_associated_cancellation_slot(handler));
   }
 
@@ -258,7 +258,7 @@ public:
       const IoExecutor& io_ex)
   {
     using op = ftruncate_op<Handler, IoExecutor>;
-    start_file_request(socket_handler<Handler, IoExecutor>::template create<op>(
+    start_file_request(bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_, length), st, boost::asio::get_associated_cancellation_slot(handler));
   }
 
@@ -270,7 +270,7 @@ public:
   {
     using op = connect_op<Endpoint, Handler, IoExecutor>;
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
-    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+    op* o = bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_, peer);
     if (open_error != 0)
       return o->complete_now(scheduler_, -open_error);
@@ -298,7 +298,7 @@ public:
       break;
     }
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
-    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+    op* o = bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_, events);
     if (events == 0)
       return o->complete_now(scheduler_, -EINVAL);
@@ -315,7 +315,7 @@ public:
   {
     using op = waitid_op<Handler, IoExecutor>;
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
-    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+    op* o = bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_, pid, info);
     if (st == nullptr)
       return o->complete_now(scheduler_, -EBADF);
@@ -329,7 +329,7 @@ public:
   {
     using op = accept_op<Socket, Handler, IoExecutor>;
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
-    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+    op* o = bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_, peer, peer_endpoint, protocol);
     if (peer.is_open())
       return o->complete_now(scheduler_, socket_op::already_open_result);
@@ -346,7 +346,7 @@ public:
   {
     using op = move_accept_op<Socket, Handler, IoExecutor>;
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
-    op* o = socket_handler<Handler, IoExecutor>::template create<op>(
+    op* o = bound_handler<Handler, IoExecutor>::template create<op>(
         handler, io_ex, scheduler_, peer_ex, peer_endpoint, protocol);
     if (st == nullptr)
       return o->complete_now(scheduler_, -EBADF);

@@ -2,13 +2,10 @@
 #ifndef ZOKIO_DETAIL_TIMER_WAIT_HANDLER_HPP
 #define ZOKIO_DETAIL_TIMER_WAIT_HANDLER_HPP
 
-#include <zokio/detail/handler_alloc.hpp>
-#include <zokio/detail/handler_work.hpp>
+#include <zokio/detail/bound_handler.hpp>
 #include <zokio/detail/timer/wait_op.hpp>
 
-#include <boost/asio/associated_allocator.hpp>
-#include <boost/asio/detail/bind_handler.hpp>
-
+#include <type_traits>
 #include <utility>
 
 namespace zokio {
@@ -18,56 +15,41 @@ template <typename Handler, typename IoExecutor>
 class wait_handler final : public wait_op
 {
 public:
-  using allocator_type = op_allocator_t<boost::asio::associated_allocator_t<Handler>>;
-
   // Allocates the operation with the handler's allocator.
+  // An rvalue handler is moved into it; anything else is copied first.
   template <typename H>
   static wait_handler* create(H&& handler, const IoExecutor& io_ex, scheduler& owner)
   {
-    allocator_type alloc = op_allocator<boost::asio::associated_allocator_t<Handler>>::get(
-        boost::asio::get_associated_allocator(handler));
-    op_ptr<wait_handler, allocator_type> p(alloc);
-    p.construct(std::forward<H>(handler), io_ex, owner);
-    return p.release();
+    using bound = bound_handler<Handler, IoExecutor>;
+    if constexpr (std::is_same_v<H, Handler>)
+    {
+      return bound::template create<wait_handler>(handler, io_ex, owner);
+    }
+    else
+    {
+      Handler h(std::forward<H>(handler));
+      return bound::template create<wait_handler>(h, io_ex, owner);
+    }
   }
 
-  template <typename H>
-  wait_handler(H&& handler, const IoExecutor& io_ex, scheduler& owner)
-    : wait_op(&do_complete),
-      handler_(std::forward<H>(handler)),
-      work_(handler_, io_ex, owner)
+  wait_handler(Handler&& handler, const IoExecutor& io_ex, scheduler& owner)
+    : wait_op(&do_complete), handler_(std::move(handler), io_ex, owner)
   {
   }
 
   // Destroys and frees an operation that was never queued (initiation failed).
-  void discard() noexcept
-  {
-    allocator_type alloc = op_allocator<boost::asio::associated_allocator_t<Handler>>::get(
-        boost::asio::get_associated_allocator(handler_));
-    op_ptr<wait_handler, allocator_type> p(alloc, this);
-  }
+  void discard() noexcept { bound_handler<Handler, IoExecutor>::discard(this); }
 
 private:
+  template <typename, typename> friend class bound_handler;
+
   static void do_complete(scheduler* owner, operation* base)
   {
     auto* o = static_cast<wait_handler*>(base);
-    allocator_type alloc = op_allocator<boost::asio::associated_allocator_t<Handler>>::get(
-        boost::asio::get_associated_allocator(o->handler_));
-    op_ptr<wait_handler, allocator_type> p(alloc, o);
-
-    // Move what the upcall needs out of the operation, then free its memory
-    // before invoking, so the handler may reuse it for its next wait.
-    handler_work<Handler, IoExecutor> work(std::move(o->work_));
-    boost::asio::detail::binder1<Handler, boost::system::error_code> bound(
-        0, std::move(o->handler_), o->ec_);
-    p.reset();
-
-    if (owner)
-      work.complete(bound, bound.handler_);
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, o->ec_);
   }
 
-  Handler handler_;
-  handler_work<Handler, IoExecutor> work_;
+  bound_handler<Handler, IoExecutor> handler_;
 };
 
 } // namespace detail

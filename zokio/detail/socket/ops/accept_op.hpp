@@ -8,7 +8,7 @@
 #ifndef ZOKIO_DETAIL_SOCKET_OPS_ACCEPT_OP_HPP
 #define ZOKIO_DETAIL_SOCKET_OPS_ACCEPT_OP_HPP
 
-#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/bound_handler.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
 
 #include <boost/asio/error.hpp>
@@ -83,7 +83,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -99,10 +99,10 @@ private:
       if (!owner || ec)
         ::close(fd);
     }
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, ec);
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, ec);
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
   Socket& peer_;
   typename Socket::protocol_type protocol_;
 };
@@ -126,7 +126,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -139,7 +139,7 @@ private:
     {
       if (fd >= 0)
         ::close(fd);
-      return socket_handler<Handler, IoExecutor>::discard(o);
+      return bound_handler<Handler, IoExecutor>::discard(o);
     }
     Socket peer(o->peer_ex_);
     if (fd >= 0)
@@ -148,10 +148,10 @@ private:
       if (ec)
         ::close(fd);
     }
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, ec, std::move(peer));
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, ec, std::move(peer));
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
   peer_executor peer_ex_;
   typename Socket::protocol_type protocol_;
 };

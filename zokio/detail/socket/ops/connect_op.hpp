@@ -6,7 +6,7 @@
 #ifndef ZOKIO_DETAIL_SOCKET_OPS_CONNECT_OP_HPP
 #define ZOKIO_DETAIL_SOCKET_OPS_CONNECT_OP_HPP
 
-#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/bound_handler.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
 
 #include <sys/socket.h>
@@ -28,7 +28,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -36,10 +36,10 @@ private:
     if (!o->finish())
       return;
     boost::system::error_code ec = error_for(o->result());
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, ec);
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, ec);
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
   Endpoint peer_;
 };
 

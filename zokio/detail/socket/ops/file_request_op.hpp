@@ -14,7 +14,7 @@
 #ifndef ZOKIO_DETAIL_SOCKET_OPS_FILE_REQUEST_OP_HPP
 #define ZOKIO_DETAIL_SOCKET_OPS_FILE_REQUEST_OP_HPP
 
-#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/bound_handler.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
 
 #include <cstdint>
@@ -50,7 +50,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -62,7 +62,7 @@ private:
     {
       if (r >= 0)
         ::close(r);
-      return socket_handler<Handler, IoExecutor>::discard(o);
+      return bound_handler<Handler, IoExecutor>::discard(o);
     }
     boost::system::error_code ec = error_for(r < 0 ? r : 0);
     File file(o->file_ex_);
@@ -72,10 +72,10 @@ private:
       if (ec)
         ::close(r);
     }
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, ec, std::move(file));
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, ec, std::move(file));
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
   file_executor file_ex_;
   std::string path_;
 };
@@ -93,7 +93,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -106,10 +106,10 @@ private:
 #else
     const std::uint64_t size = r < 0 ? 0 : static_cast<std::uint64_t>(o->record_.st_size);
 #endif
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, error_for(r < 0 ? r : 0), size);
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, error_for(r < 0 ? r : 0), size);
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
 #if defined(__linux__)
   struct ::statx record_{};
 #else
@@ -129,7 +129,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -137,10 +137,10 @@ private:
     if (!o->finish())
       return;
     const int r = o->result();
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, error_for(r < 0 ? r : 0));
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, error_for(r < 0 ? r : 0));
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
 };
 
 } // namespace detail

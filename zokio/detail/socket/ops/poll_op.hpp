@@ -4,7 +4,7 @@
 #ifndef ZOKIO_DETAIL_SOCKET_OPS_POLL_OP_HPP
 #define ZOKIO_DETAIL_SOCKET_OPS_POLL_OP_HPP
 
-#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/bound_handler.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
 
 #include <poll.h>
@@ -24,7 +24,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -33,10 +33,10 @@ private:
       return;
     int r = o->result();
     boost::system::error_code ec = error_for(r < 0 ? r : 0);
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, ec);
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, ec);
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
 };
 
 } // namespace detail

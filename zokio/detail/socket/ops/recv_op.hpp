@@ -9,7 +9,7 @@
 #define ZOKIO_DETAIL_SOCKET_OPS_RECV_OP_HPP
 
 #include <zokio/detail/socket/socket_buffers.hpp>
-#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/bound_handler.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
 
 #include <boost/asio/buffer.hpp>
@@ -103,7 +103,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -113,10 +113,10 @@ private:
     boost::system::error_code ec;
     std::size_t n = 0;
     o->results(ec, n);
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, ec, n);
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, ec, n);
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
 };
 
 // receive_from: the kernel writes the sender's address into the caller's
@@ -138,7 +138,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -150,10 +150,10 @@ private:
     o->results(ec, n);
     if (!ec && owner)
       o->sender_.resize(o->name_length());
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, ec, n);
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, ec, n);
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
   Endpoint& sender_;
 };
 

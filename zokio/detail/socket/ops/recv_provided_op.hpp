@@ -24,7 +24,7 @@
 #ifndef ZOKIO_DETAIL_SOCKET_OPS_RECV_PROVIDED_OP_HPP
 #define ZOKIO_DETAIL_SOCKET_OPS_RECV_PROVIDED_OP_HPP
 
-#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/bound_handler.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
 #include <zokio/provided_buffer_pool.hpp>
 
@@ -92,7 +92,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -102,10 +102,10 @@ private:
     boost::system::error_code ec;
     provided_buffer b;
     o->results(ec, b, owner != nullptr);
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, ec, std::move(b));
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, ec, std::move(b));
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
 };
 
 } // namespace detail

@@ -10,7 +10,7 @@
 #define ZOKIO_DETAIL_SOCKET_OPS_SEND_OP_HPP
 
 #include <zokio/detail/socket/socket_buffers.hpp>
-#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/bound_handler.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
 
 #include <boost/asio/buffer.hpp>
@@ -89,7 +89,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -99,10 +99,10 @@ private:
     boost::system::error_code ec;
     std::size_t n = 0;
     o->results(ec, n);
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, ec, n);
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, ec, n);
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
 };
 
 // send_to: the destination is copied into the operation.
@@ -123,7 +123,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -133,10 +133,10 @@ private:
     boost::system::error_code ec;
     std::size_t n = 0;
     o->results(ec, n);
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, ec, n);
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, ec, n);
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
   Endpoint destination_;
 };
 

@@ -17,7 +17,7 @@
 #define ZOKIO_DETAIL_SOCKET_OPS_TRANSFER_OP_HPP
 
 #include <zokio/detail/socket/socket_buffers.hpp>
-#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/bound_handler.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
 
 #include <boost/asio/buffer.hpp>
@@ -93,7 +93,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -103,10 +103,10 @@ private:
     boost::system::error_code ec;
     std::size_t n = 0;
     o->results(ec, n);
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, ec, n);
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, ec, n);
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
 };
 
 // fsync or fdatasync of a file (sync_all, sync_data).
@@ -121,7 +121,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void do_complete(scheduler* owner, operation* base)
   {
@@ -129,10 +129,10 @@ private:
     if (!o->finish())
       return;
     int r = o->result();
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, error_for(r < 0 ? r : 0));
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, error_for(r < 0 ? r : 0));
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
 };
 
 } // namespace detail

@@ -9,7 +9,7 @@
 #ifndef ZOKIO_DETAIL_SOCKET_OPS_WAITID_OP_HPP
 #define ZOKIO_DETAIL_SOCKET_OPS_WAITID_OP_HPP
 
-#include <zokio/detail/socket/socket_handler.hpp>
+#include <zokio/detail/bound_handler.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
 #include <zokio/detail/uring/net_features.hpp>
 
@@ -35,7 +35,7 @@ public:
   }
 
 private:
-  template <typename, typename> friend class socket_handler;
+  template <typename, typename> friend class bound_handler;
 
   static void prepare(io_operation* base, ::io_uring_sqe* sqe)
   {
@@ -49,10 +49,10 @@ private:
     if (!o->finish())
       return;
     int r = o->result();
-    socket_handler<Handler, IoExecutor>::upcall(owner, o, error_for(r < 0 ? r : 0));
+    bound_handler<Handler, IoExecutor>::upcall(owner, o, error_for(r < 0 ? r : 0));
   }
 
-  socket_handler<Handler, IoExecutor> handler_;
+  bound_handler<Handler, IoExecutor> handler_;
   int pid_;
   ::siginfo_t* info_;
 };

@@ -1,7 +1,12 @@
-// zokio/detail/socket/socket_handler.hpp: the handler part of a socket
-// operation: storage, memory, and the upcall.
-#ifndef ZOKIO_DETAIL_SOCKET_SOCKET_HANDLER_HPP
-#define ZOKIO_DETAIL_SOCKET_SOCKET_HANDLER_HPP
+// zokio/detail/bound_handler.hpp: the handler part of an operation (a
+// socket, descriptor or file operation, a timer wait, a NOP): its storage,
+// the memory of the operation (the handler's associated allocator), the
+// outstanding work on its executor, and the upcall. One idiom, written once:
+// allocate with the handler's allocator, free before invoking (so the
+// handler's next operation reuses the block), invoke through the handler's
+// executor, or only free when the context is shutting down.
+#ifndef ZOKIO_DETAIL_BOUND_HANDLER_HPP
+#define ZOKIO_DETAIL_BOUND_HANDLER_HPP
 
 #include <zokio/detail/handler_alloc.hpp>
 #include <zokio/detail/handler_work.hpp>
@@ -15,16 +20,16 @@
 namespace zokio {
 namespace detail {
 
-// Op is the concrete operation class: it derives from a socket_op base and
-// holds a socket_handler member named handler_.
+// Op is the concrete operation class: it holds a bound_handler member named
+// handler_ (and befriends bound_handler, which reaches it).
 template <typename Handler, typename IoExecutor>
-class socket_handler
+class bound_handler
 {
 public:
   using allocator_type = op_allocator_t<boost::asio::associated_allocator_t<Handler>>;
 
   template <typename H>
-  socket_handler(H&& handler, const IoExecutor& io_ex, scheduler& owner)
+  bound_handler(H&& handler, const IoExecutor& io_ex, scheduler& owner)
     : handler_(std::forward<H>(handler)), work_(handler_, io_ex, owner)
   {
   }
@@ -47,7 +52,7 @@ public:
   template <typename Op, typename... Args>
   static void upcall(scheduler* owner, Op* op, Args&&... args)
   {
-    socket_handler& self = op->handler_;
+    bound_handler& self = op->handler_;
     allocator_type alloc = op_allocator<boost::asio::associated_allocator_t<Handler>>::get(
         boost::asio::get_associated_allocator(self.handler_));
     op_ptr<Op, allocator_type> p(alloc, op);
@@ -81,7 +86,7 @@ public:
 
 private:
   template <typename P, typename W, typename A1, typename A2>
-  static void upcall2(scheduler* owner, P& p, W& work, socket_handler& self, A1&& a1, A2&& a2)
+  static void upcall2(scheduler* owner, P& p, W& work, bound_handler& self, A1&& a1, A2&& a2)
   {
     if constexpr (std::is_nothrow_copy_constructible_v<std::decay_t<A2>>)
     {
@@ -108,4 +113,4 @@ private:
 } // namespace detail
 } // namespace zokio
 
-#endif // ZOKIO_DETAIL_SOCKET_SOCKET_HANDLER_HPP
+#endif // ZOKIO_DETAIL_BOUND_HANDLER_HPP

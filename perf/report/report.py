@@ -9,7 +9,7 @@ speed-up factors, > 1 means zokio is better (for lower-is-better rows
 peer / zokio, for higher-is-better rows zokio / peer). liburing_raw is not a
 peer: it stands for the hardware limit, so it has a column of its own.
 
-Charts: one SVG per row group (grouped bars, one bar per runtime), drawn with
+Charts: one PNG per row group (grouped bars, one bar per runtime), drawn with
 gnuplot when it is installed.
 """
 
@@ -320,7 +320,7 @@ def update_readme(doc, md, outdir, readme):
 
 def write_all(doc, outdir, readme=None):
     for old in os.listdir(outdir):
-        if old.endswith((".svg", ".png")):
+        if old.endswith(".png"):
             os.unlink(os.path.join(outdir, old))
     doc["charts"] = charts(doc, outdir)
     md = markdown(doc)

@@ -1,7 +1,18 @@
 #!/usr/bin/python3
-"""Turns perf/results/latest.json into the Markdown table and the charts.
+"""Turns a run's latest.json into the Markdown table and the charts.
 
-    perf/report/report.py [perf/results/latest.json]
+    perf/report/report.py [JSON]            table and charts again, beside JSON
+                                            (default perf/results/tmp/latest.json,
+                                            the last perf/run)
+    perf/report/report.py --publish [JSON]  the maintainer's step: JSON, a full run
+                                            of every scenario (default
+                                            perf/results/tmp/latest.json), becomes
+                                            the committed result, perf/results/
+                                            latest.json, latest.md and charts, and
+                                            its table replaces README.md's
+
+Only --publish (or JSON inside perf/results/ itself) writes files that git
+tracks; perf/run --publish calls it after a full run.
 
 Table: one row per measured quantity, one column per runtime (median of the
 runs), then how zokio compares: "vs best peer" and "vs asio_epoll" are
@@ -9,12 +20,14 @@ speed-up factors, > 1 means zokio is better (for lower-is-better rows
 peer / zokio, for higher-is-better rows zokio / peer). liburing_raw is not a
 peer: it stands for the hardware limit, so it has a column of its own.
 
-Charts: one SVG per row group (grouped bars, one bar per runtime), drawn with
+Charts: one PNG per row group (grouped bars, one bar per runtime), drawn with
 gnuplot when it is installed.
 """
 
+import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -290,21 +303,39 @@ plot {plots}
     return made
 
 
-README_BEGIN = "<!-- perf:begin (written by perf/report/report.py after a full run) -->"
+PERF = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOP = os.path.dirname(PERF)
+RESULTS = os.path.join(PERF, "results")      # the published full run (in git)
+LAST_RUN = os.path.join(RESULTS, "tmp")       # perf/run's default output (not in git)
+README = os.path.join(TOP, "README.md")
+
+# The README's table sits between these markers; the text in the opening
+# marker is rewritten, so only its start is matched.
+README_BEGIN = "<!-- perf:begin (written by perf/run --publish; perf/README.md) -->"
+README_BEGIN_RE = re.compile(r"<!-- perf:begin\b[^\n]*?-->")
 README_END = "<!-- perf:end -->"
+
+
+class PublishError(Exception):
+    pass
+
+
+def readme_section(readme):
+    """README.md's text and where its perf section starts and ends."""
+    with open(readme) as f:
+        text = f.read()
+    m = README_BEGIN_RE.search(text)
+    end = text.find(README_END, m.end()) if m else -1
+    if end < 0:
+        raise PublishError(f"{readme} has no perf markers ({README_BEGIN} ... {README_END})")
+    return text, m.start(), end + len(README_END)
 
 
 def update_readme(doc, md, outdir, readme):
     """Puts the table of a full run (up to the spread section) and its charts
-    into README.md between the perf markers, so the README always shows the
-    latest full result and the command that made it."""
-    try:
-        with open(readme) as f:
-            text = f.read()
-    except OSError:
-        return
-    if README_BEGIN not in text or README_END not in text:
-        return
+    into README.md between the perf markers, so the README shows the
+    published full result and the command that made it."""
+    text, begin, end = readme_section(readme)
     rel = os.path.relpath(outdir, os.path.dirname(readme))
     table = md.split("## Spread")[0].split("\n", 1)[1].strip()  # without the title
     section = [README_BEGIN, "", table, "",
@@ -312,28 +343,96 @@ def update_readme(doc, md, outdir, readme):
     for c in doc.get("charts") or []:
         section.append(f"![{c['title']}]({rel}/{c['file']})")
     section += ["", README_END]
-    head, rest = text.split(README_BEGIN, 1)
-    tail = rest.split(README_END, 1)[1]
     with open(readme, "w") as f:
-        f.write(head + "\n".join(section) + tail)
+        f.write(text[:begin] + "\n".join(section) + text[end:])
 
 
-def write_all(doc, outdir, readme=None):
-    for old in os.listdir(outdir):
-        if old.endswith((".svg", ".png")):
+CHART_LINK = re.compile(r"^!\[[^\]]*\]\(([^()/]+\.png)\)$", re.M)
+
+
+def old_charts(outdir):
+    """The charts that the previous latest.md in outdir lists: the only
+    images removed before drawing (a --out directory may hold others)."""
+    try:
+        with open(os.path.join(outdir, "latest.md")) as f:
+            return CHART_LINK.findall(f.read())
+    except OSError:
+        return []
+
+
+def write_all(doc, outdir):
+    """Charts and latest.md in outdir, from doc; returns the Markdown."""
+    for old in old_charts(outdir):
+        try:
             os.unlink(os.path.join(outdir, old))
+        except FileNotFoundError:
+            pass
     doc["charts"] = charts(doc, outdir)
     md = markdown(doc)
     with open(os.path.join(outdir, "latest.md"), "w") as f:
         f.write(md)
-    if readme and doc.get("mode") == "full":
-        update_readme(doc, md, outdir, readme)
     return md
 
 
+def write_json(doc, outdir):
+    with open(os.path.join(outdir, "latest.json"), "w") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)
+
+
+def full_set(doc):
+    """A full run of every scenario: what the committed result and README show."""
+    return doc.get("mode") == "full" and not doc.get("only") and \
+        "--only" not in (doc.get("command") or "").split()
+
+
+def publish(doc, results=RESULTS, readme=README):
+    """The maintainer's step: doc becomes results/latest.json, latest.md and
+    its charts, and README.md's table. Returns the Markdown."""
+    if not full_set(doc):
+        raise PublishError(f"not a full run of every scenario (mode {doc.get('mode')}, "
+                           f"command `{doc.get('command')}`): only `perf/run` (full) is published")
+    if not shutil.which("gnuplot"):
+        raise PublishError("gnuplot is not installed: the published result would have no charts")
+    readme_section(readme)  # its markers, before anything is written
+    os.makedirs(results, exist_ok=True)
+    write_json(doc, results)  # first, so a failure below leaves the runs there
+    md = write_all(doc, results)
+    write_json(doc, results)  # again, with the chart list
+    update_readme(doc, md, results, readme)
+    return md
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        description="Table and charts from a run's latest.json; --publish makes it the committed result.")
+    ap.add_argument("json", nargs="?", default=os.path.join(LAST_RUN, "latest.json"),
+                    help="a run's latest.json (default: perf/results/tmp/latest.json, the last perf/run)")
+    ap.add_argument("--publish", action="store_true",
+                    help="write it to perf/results/ (latest.json, latest.md, charts) and rewrite "
+                         "README.md's table between the perf markers; only a full run of every scenario")
+    args = ap.parse_args(argv)
+    try:
+        with open(args.json) as f:
+            d = json.load(f)
+    except (OSError, ValueError) as err:
+        print(f"report.py: {args.json}: {err}", file=sys.stderr)
+        return 1
+    if not args.publish:
+        outdir = os.path.dirname(os.path.abspath(args.json))
+        print(write_all(d, outdir))
+        write_json(d, outdir)
+        print(f"report.py: {os.path.join(outdir, 'latest.md')} and its charts", file=sys.stderr)
+        return 0
+    try:
+        publish(d)
+    except (PublishError, OSError) as err:
+        print(f"report.py --publish: {err}", file=sys.stderr)
+        return 1
+    print(f"report.py --publish: {os.path.relpath(RESULTS, TOP)}/latest.json, latest.md, "
+          f"{len(d.get('charts') or [])} charts and README.md's table from {args.json}; "
+          "see git status and git diff before committing", file=sys.stderr)
+    return 0
+
+
 if __name__ == "__main__":
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "latest.json")
-    with open(path) as f:
-        d = json.load(f)
-    print(write_all(d, os.path.dirname(path)))
+    sys.exit(main())

@@ -3,7 +3,7 @@
 
 Called by perf/run after the build; it can also be called directly:
 
-    perf/report/runner.py --mode {smoke,quick,full} [--only SCENARIO] --build DIR
+    perf/report/runner.py --mode {smoke,quick,full} [--only SCENARIO] --build DIR [--results DIR]
 
 Method
   * Every measurement is one process run; its last stdout line is a JSON object.
@@ -14,8 +14,10 @@ Method
   * Each run has a time limit; a process that overruns is killed by its pid.
   * The summary per (row, runtime) is median, MAD, min and max over the runs.
 
-Writes perf/results/latest.json (raw runs and summaries) and, through
-report.py, perf/results/latest.md and one chart per row group.
+Writes latest.json (raw runs and summaries) and, through report.py,
+latest.md and one PNG chart per row group into --results, by default
+perf/results/tmp/ (not in git). It never writes the committed results or
+README.md: that is report.py --publish (perf/run --publish).
 """
 
 import argparse
@@ -809,7 +811,8 @@ def main():
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--cargo-profile", default="release",
                     help="cargo profile the Tokio programs were built with (perf/run --smoke: smoke)")
-    ap.add_argument("--results", default=os.path.join(PERF, "results"))
+    ap.add_argument("--results", default=report.LAST_RUN,
+                    help="directory for latest.json, latest.md and the charts (default perf/results/tmp)")
     ap.add_argument("--command", default="perf/report/runner.py")
     args = ap.parse_args()
 
@@ -865,6 +868,7 @@ def main():
 
     doc = {
         "mode": args.mode,
+        "only": args.only,
         "runs": runs,
         "command": args.command,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -881,15 +885,12 @@ def main():
         "raw": {e.name: e.raw for e in exps},
     }
     os.makedirs(args.results, exist_ok=True)
-    with open(os.path.join(args.results, "latest.json"), "w") as f:
-        json.dump(doc, f, indent=1, ensure_ascii=False)
-    # A full run of every scenario into perf/results also refreshes README.md.
-    full_set = args.mode == "full" and not args.only and \
-        os.path.abspath(args.results) == os.path.join(PERF, "results")
-    md = report.write_all(doc, args.results, os.path.join(TOP, "README.md") if full_set else None)
-    with open(os.path.join(args.results, "latest.json"), "w") as f:
-        json.dump(doc, f, indent=1, ensure_ascii=False)  # again, with the chart list
+    report.write_json(doc, args.results)  # first, so a failure below leaves the runs there
+    md = report.write_all(doc, args.results)
+    report.write_json(doc, args.results)  # again, with the chart list
     print(md)
+    log(f"results: {os.path.join(args.results, 'latest.md')} (table), latest.json (runs), "
+        f"{len(doc['charts'])} charts (PNG) beside them")
     if failures:
         log(f"{len(failures)} run(s) failed:")
         for f in failures:

@@ -8,11 +8,7 @@ namespace zokio {
 
 detail::scheduler& io_context::add_impl(io_context& self, int hint, const ring_options& rings)
 {
-  auto impl = std::make_unique<detail::scheduler>(self, hint, rings);
-  boost::asio::add_service<detail::scheduler>(self, impl.get());
-  detail::scheduler& s = *impl.release();
-  detail::install_asio_bridge(self, s); // before anything can create Asio's scheduler
-  return s;
+  return detail::install_scheduler(self, hint, rings, detail::scheduler::context_kind::io_context);
 }
 
 io_context::io_context()

@@ -7,16 +7,6 @@
 namespace zokio {
 namespace {
 
-detail::scheduler& add_scheduler(thread_pool& pool, std::size_t threads)
-{
-  auto impl = std::make_unique<detail::scheduler>(pool, static_cast<int>(threads));
-  impl->set_kind(detail::scheduler::context_kind::thread_pool);
-  boost::asio::add_service<detail::scheduler>(pool, impl.get());
-  detail::scheduler& s = *impl.release();
-  detail::install_asio_bridge(pool, s); // before anything can create Asio's scheduler
-  return s;
-}
-
 std::size_t default_threads()
 {
   return std::max<std::size_t>(1, std::thread::hardware_concurrency());
@@ -30,7 +20,8 @@ thread_pool::thread_pool()
 }
 
 thread_pool::thread_pool(std::size_t num_threads)
-  : impl_(add_scheduler(*this, std::max<std::size_t>(1, num_threads)))
+  : impl_(detail::install_scheduler(*this, static_cast<int>(std::max<std::size_t>(1, num_threads)),
+        detail::driver_sizes{}, detail::scheduler::context_kind::thread_pool))
 {
   // The pool itself counts as work until join(), so idle workers wait for
   // work instead of returning.

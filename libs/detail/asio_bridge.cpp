@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <memory>
 #include <thread>
 #include <poll.h>
 
@@ -63,7 +64,7 @@ class asio_bridge
     public scheduler::idle_hook
 {
 public:
-  // Both schedulers are registered by then (install_asio_bridge).
+  // Both schedulers are registered by then (install_scheduler).
   explicit asio_bridge(boost::asio::execution_context& ctx)
     : ad::execution_context_service_base<asio_bridge>(ctx),
       zokio_(boost::asio::use_service<scheduler>(ctx)),
@@ -241,8 +242,14 @@ ad::scheduler_task* bridged_task(boost::asio::execution_context& ctx)
 
 } // namespace
 
-void install_asio_bridge(boost::asio::execution_context& ctx, scheduler& impl)
+scheduler& install_scheduler(boost::asio::execution_context& ctx, int concurrency_hint,
+    const driver_sizes& sizes, scheduler::context_kind kind)
 {
+  auto owned = std::make_unique<scheduler>(ctx, concurrency_hint, sizes);
+  owned->set_kind(kind);
+  boost::asio::add_service<scheduler>(ctx, owned.get());
+  scheduler& impl = *owned.release(); // the registry owns it now
+
   // Asio's scheduler uses its mutex whatever the hint (the resolver's thread
   // and other threads post to it); a hint of 1 lets it keep handlers posted
   // from its own handlers on a private queue, as asio::io_context(1) does.
@@ -250,6 +257,7 @@ void install_asio_bridge(boost::asio::execution_context& ctx, scheduler& impl)
   auto* asio = new ad::scheduler(ctx, hint, false, &bridged_task);
   boost::asio::add_service(ctx, asio);
   impl.add_idle_hook(&boost::asio::use_service<asio_bridge>(ctx));
+  return impl;
 }
 
 } // namespace detail

@@ -89,19 +89,23 @@
 #define ZOKIO_DETAIL_ASIO_BRIDGE_HPP
 
 #include <zokio/detail/config.hpp>
+#include <zokio/detail/sched/scheduler.hpp>
 
 #include <boost/asio/execution_context.hpp>
 
 namespace zokio {
 namespace detail {
 
-class scheduler;
-
-// Registers Asio's scheduler on ctx, whose zokio scheduler is impl, without
-// a thread of its own, and the bridge that drives it (see above). Called by
-// the constructors of io_context and thread_pool right after they register
-// impl, so that both are shut down before impl.
-void install_asio_bridge(boost::asio::execution_context& ctx, scheduler& impl);
+// The setup of every zokio context (io_context's and thread_pool's
+// constructors): registers a new zokio scheduler of the given kind on ctx,
+// then Asio's scheduler, without a thread of its own, and the bridge that
+// drives it (see above), so that both are shut down before the zokio
+// scheduler, and before anything can create Asio's scheduler with a thread.
+// The scheduler is owned by ctx's service registry from the moment it is
+// added. Throws what the scheduler's constructor throws (system_error when
+// no backend can be set up).
+scheduler& install_scheduler(boost::asio::execution_context& ctx, int concurrency_hint,
+    const driver_sizes& sizes, scheduler::context_kind kind);
 
 // A thread that leaves the context for good (a thread_pool worker whose run()
 // returned, a thread that ran an io_context and exits) runs

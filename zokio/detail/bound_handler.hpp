@@ -15,6 +15,7 @@
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/detail/bind_handler.hpp>
 
+#include <type_traits>
 #include <utility>
 
 namespace zokio {
@@ -44,6 +45,23 @@ public:
     op_ptr<Op, allocator_type> p(alloc);
     p.construct(std::move(handler), std::forward<Args>(args)...);
     return p.release();
+  }
+
+  // The same from a handler passed as initiations receive it: an rvalue
+  // Handler is moved into the operation; anything else (an lvalue, or
+  // another type Handler is constructible from) is first made a Handler.
+  template <typename Op, typename H, typename... Args>
+  static Op* create_from(H&& handler, Args&&... args)
+  {
+    if constexpr (std::is_same_v<H, Handler>)
+    {
+      return create<Op>(handler, std::forward<Args>(args)...);
+    }
+    else
+    {
+      Handler h(std::forward<H>(handler));
+      return create<Op>(h, std::forward<Args>(args)...);
+    }
   }
 
   // Frees op, then (unless owner is null: destruction) invokes the handler

@@ -19,13 +19,6 @@ template <typename Handler, typename IoExecutor>
 class nop_op final : public io_operation
 {
 public:
-  template <typename H>
-  static nop_op* create(H&& handler, const IoExecutor& io_ex, scheduler& owner)
-  {
-    Handler h(std::forward<H>(handler));
-    return bound_handler<Handler, IoExecutor>::template create<nop_op>(h, io_ex, owner);
-  }
-
   nop_op(Handler&& handler, const IoExecutor& io_ex, scheduler& owner)
     : io_operation(&do_start), handler_(std::move(handler), io_ex, owner)
   {
@@ -85,7 +78,8 @@ auto async_nop(const Executor& ex, Token&& token)
       [](auto handler, const Executor& ex) {
         scheduler& s = *scheduler_of(ex);
         using op_type = nop_op<decltype(handler), Executor>;
-        op_type::create(std::move(handler), ex, s)->start(s);
+        bound_handler<decltype(handler), Executor>::template create_from<op_type>(
+            std::move(handler), ex, s)->start(s);
       },
       token, ex);
 }

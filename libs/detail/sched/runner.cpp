@@ -68,9 +68,7 @@ void runner::wake() noexcept
 void runner::post_remote(operation* op) noexcept
 {
   remote_.push(op);
-  if (sleeping_.load(std::memory_order_seq_cst)
-      && sleeping_.exchange(false, std::memory_order_seq_cst))
-    wake();
+  wake_if_sleeping();
 }
 
 namespace drv {

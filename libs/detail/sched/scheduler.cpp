@@ -179,7 +179,7 @@ void scheduler::shutdown()
   stopped_.store(true, std::memory_order_release);
 
   // Queued handlers are destroyed, not invoked (asio::io_context semantics).
-  for (inject_queue* q : {&inject_, &immediate_, &background_, &internal_})
+  for (inject_queue_type* q : {&inject_, &immediate_, &background_, &internal_})
     while (operation* op = q->pop())
       op->destroy();
 
@@ -417,12 +417,8 @@ void scheduler::wake_one() noexcept
     return;
   for (runner* r = runners_.load(std::memory_order_acquire); r; r = r->next_)
   {
-    if (r->sleeping_.load(std::memory_order_seq_cst)
-        && r->sleeping_.exchange(false, std::memory_order_seq_cst))
-    {
-      r->wake();
+    if (r->wake_if_sleeping())
       return;
-    }
   }
 }
 
@@ -430,11 +426,7 @@ void scheduler::wake_all() noexcept
 {
   for (runner* r = runners_.load(std::memory_order_acquire); r; r = r->next_)
   {
-    if (r->sleeping_.load(std::memory_order_seq_cst)
-        && r->sleeping_.exchange(false, std::memory_order_seq_cst))
-    {
-      r->wake();
-    }
+    r->wake_if_sleeping();
   }
 }
 
@@ -501,7 +493,7 @@ std::int64_t scheduler::next_timer_wait_ns()
   return wait;
 }
 
-operation* scheduler::pop_shared(inject_queue& q) noexcept
+operation* scheduler::pop_shared(inject_queue_type& q) noexcept
 {
   if (!q.try_lock_consumer())
     return nullptr;

@@ -156,4 +156,14 @@ private:
 } // namespace detail
 } // namespace zokio
 
+// The queue the scheduler and the runners use: this one, or Boost.Lockfree's
+// where a build defines ZOKIO_INJECT_QUEUE_LOCKFREE (for the harness's
+// comparison only; lockfree_inject_queue.hpp).
+#if defined(ZOKIO_INJECT_QUEUE_LOCKFREE)
+#include <zokio/detail/sched/lockfree_inject_queue.hpp>
+namespace zokio::detail { using inject_queue_type = lockfree_inject_queue; }
+#else
+namespace zokio::detail { using inject_queue_type = inject_queue; }
+#endif
+
 #endif // ZOKIO_DETAIL_SCHED_INJECT_QUEUE_HPP

@@ -136,6 +136,25 @@ private:
   // Wakes the owner thread if it sleeps in its driver. Any thread.
   void wake() noexcept;
 
+  // The one wake-up handshake (post_remote, scheduler::wake_one and
+  // wake_all): if the owner has said it sleeps (sleeping_), clear the flag
+  // and wake it; true if this call did. The exchange makes one waker of
+  // many pay the system call; the load first keeps the cache line shared
+  // while the owner is awake. seq_cst on both, as the owner's store of
+  // sleeping_ and its last look at its queues (scheduler.hpp: the sleep
+  // protocol): either the owner sees the work queued before this call, or
+  // this call sees sleeping_ set.
+  bool wake_if_sleeping() noexcept
+  {
+    if (sleeping_.load(std::memory_order_seq_cst)
+        && sleeping_.exchange(false, std::memory_order_seq_cst))
+    {
+      wake();
+      return true;
+    }
+    return false;
+  }
+
   scheduler& owner_;
   const zokio::backend backend_;
   union
@@ -188,7 +207,7 @@ public:
 private:
   // Operations other threads handed to this runner (post_remote). Never
   // stolen: the owner thread moves them to pinned_ during housekeeping.
-  inject_queue remote_;
+  inject_queue_type remote_;
 
   // Owner thread only: operations that must run on this thread (taken from
   // remote_), run before the LIFO slot and the local queue. Not stealable,

@@ -383,7 +383,7 @@ private:
   void leave(runner& r, run_frame& frame) noexcept;
   runner& runner_for_this_thread();
   operation* next_ready(runner& r);
-  operation* pop_shared(inject_queue& q) noexcept;
+  operation* pop_shared(inject_queue_type& q) noexcept;
   bool housekeeping(runner& r, bool submit = true);
   operation* steal(runner& r, bool forced);
   bool others_have_work(runner& r) const noexcept;
@@ -483,10 +483,10 @@ private:
   bool shutdown_ = false;
   context_kind kind_ = context_kind::io_context;
 
-  inject_queue inject_;      // normal class, queued from outside or overflowing
-  inject_queue immediate_;   // immediate class
-  inject_queue background_;  // background class
-  inject_queue internal_;    // internal steps (post_internal), not counted as work
+  inject_queue_type inject_;      // normal class, queued from outside or overflowing
+  inject_queue_type immediate_;   // immediate class
+  inject_queue_type background_;  // background class
+  inject_queue_type internal_;    // internal steps (post_internal), not counted as work
   std::atomic<idle_hook*> idle_hooks_{nullptr};  // see add_idle_hook
 
   // Every runner ever created, newest first. Runners are never removed before

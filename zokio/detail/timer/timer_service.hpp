@@ -136,8 +136,8 @@ public:
     using handler_type = std::decay_t<Handler>;
     auto slot = boost::asio::get_associated_cancellation_slot(handler);
 
-    auto* op = wait_handler<handler_type, IoExecutor>::create(
-        std::forward<Handler>(handler), io_ex, scheduler_);
+    auto* op = bound_handler<handler_type, IoExecutor>::template create_from<
+        wait_handler<handler_type, IoExecutor>>(std::forward<Handler>(handler), io_ex, scheduler_);
 
     // Per-operation cancellation: any of terminal, partial and total cancel
     // a wait (a wait has no side effect to undo).

@@ -15,23 +15,7 @@ template <typename Handler, typename IoExecutor>
 class wait_handler final : public wait_op
 {
 public:
-  // Allocates the operation with the handler's allocator.
-  // An rvalue handler is moved into it; anything else is copied first.
-  template <typename H>
-  static wait_handler* create(H&& handler, const IoExecutor& io_ex, scheduler& owner)
-  {
-    using bound = bound_handler<Handler, IoExecutor>;
-    if constexpr (std::is_same_v<H, Handler>)
-    {
-      return bound::template create<wait_handler>(handler, io_ex, owner);
-    }
-    else
-    {
-      Handler h(std::forward<H>(handler));
-      return bound::template create<wait_handler>(h, io_ex, owner);
-    }
-  }
-
+  // Made by bound_handler::create_from (its allocator, its work).
   wait_handler(Handler&& handler, const IoExecutor& io_ex, scheduler& owner)
     : wait_op(&do_complete), handler_(std::move(handler), io_ex, owner)
   {

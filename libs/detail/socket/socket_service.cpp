@@ -280,6 +280,11 @@ void socket_service::close(socket_state*& st, boost::system::error_code& ec,
     if (s->close_on_drain_)
       socket_ops::close(s->fd_, s->flags_, destruction, ec);
     s->close_on_drain_ = false;
+    // The number may be another socket's from here on (an accept on
+    // another thread): reclaim must not tell the pollers about it again
+    // (on libkqueue that removed the new socket's registration from a
+    // runner's kqueue, and its read waited for ever: test/churn.cpp).
+    s->fd_ = -1;
     reclaim(s);
   }
 }

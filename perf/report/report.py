@@ -32,7 +32,7 @@ import shutil
 import subprocess
 import sys
 
-RUNTIMES = ["zokio", "zokio_epoll", "zokio_kqueue", "zokio_no_cached_reads", "asio_epoll", "asio_uring",
+RUNTIMES = ["zokio", "zokio_epoll", "zokio_kqueue", "zokio_no_cached_reads", "zokio_lockfree", "asio_epoll", "asio_uring",
             "liburing_raw", "pread_pool", "tokio", "go", "node"]
 PEERS = ["asio_epoll", "asio_uring", "pread_pool", "tokio", "go", "node"]
 
@@ -66,7 +66,7 @@ GROUP_TITLES = {
 
 
 # One colour per runtime in every chart; zokio stands out.
-COLORS = {"zokio": "#d62728", "zokio_epoll": "#e377c2", "zokio_kqueue": "#8c564b", "zokio_no_cached_reads": "#ff9896", "asio_epoll": "#1f77b4", "asio_uring": "#17becf",
+COLORS = {"zokio": "#d62728", "zokio_epoll": "#e377c2", "zokio_kqueue": "#8c564b", "zokio_no_cached_reads": "#ff9896", "zokio_lockfree": "#c49c94", "asio_epoll": "#1f77b4", "asio_uring": "#17becf",
           "liburing_raw": "#7f7f7f", "pread_pool": "#bcbd22", "tokio": "#ff7f0e", "go": "#2ca02c", "node": "#9467bd"}
 
 

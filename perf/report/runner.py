@@ -41,8 +41,8 @@ TOP = os.path.dirname(PERF)
 sys.path.insert(0, HERE)
 import report  # noqa: E402
 
-RUNTIMES = ["zokio", "zokio_epoll", "zokio_kqueue", "asio_epoll", "asio_uring", "liburing_raw",
-            "tokio", "go", "node"]
+RUNTIMES = ["zokio", "zokio_epoll", "zokio_kqueue", "zokio_lockfree", "asio_epoll", "asio_uring",
+            "liburing_raw", "tokio", "go", "node"]
 
 # zokio's own programs on a backend forced with ZOKIO_BACKEND (zokio/backend.hpp):
 # the "zokio" column runs the process's default (io_uring where the kernel
@@ -239,7 +239,10 @@ class Paths:
         """Command prefix of the post/timer program for rt, or None if not built."""
         if rt in BACKEND_COLUMNS:
             return self._variant(rt, self.bench)
-        if rt in ("zokio", "asio_epoll", "asio_uring"):
+        if rt in ("zokio", "zokio_lockfree", "asio_epoll", "asio_uring"):
+            # zokio_lockfree: zokio built with Boost.Lockfree's queue as its
+            # inject queue (ZOKIO_INJECT_QUEUE_LOCKFREE), in the rows that
+            # queue decides.
             p = os.path.join(self.bin, f"perf_bench_{rt}")
         elif rt == "tokio":
             p = os.path.join(self.cargo, "perf_bench_tokio")
@@ -331,6 +334,10 @@ class BenchExperiment(Experiment):
             [str(a) for a in self.args] + ["--threads", str(self.threads)]
         return run_json(cmd, self.timeout)
 
+
+# The rows the inject queue (work handed in from other threads) decides get
+# the zokio_lockfree column beside zokio's.
+INJECT_RUNTIMES = ("zokio", "zokio_lockfree", "asio_epoll", "asio_uring", "tokio")
 
 ECHO_RUNTIMES = ("zokio", "asio_epoll", "asio_uring", "liburing_raw", "tokio", "go", "node")
 
@@ -576,7 +583,7 @@ def catalogue(mode):
     # The context runs on core 0, the posting thread on core 1.
     ex.append(BenchExperiment("burst_post", "burst_post", ["--handlers", n, "--burst", 1000], [
         Row("burst_post (bursts of 1000)", "post", "ns_per_handler", "ns/handler")],
-        cores=BOTH_CORES))
+        cores=BOTH_CORES, runtimes=INJECT_RUNTIMES))
     # 3. timer_storm
     n = pick(20_000, 300_000, 1_000_000)
     ex.append(BenchExperiment("timer_storm", "timer_storm",
@@ -614,9 +621,10 @@ def catalogue(mode):
         key = f"{name}{'_busy' if busy else ''}"
         ex.append(BenchExperiment(name, f"{key}_pool2", args + ["--pool", 1], [
             Row(f"{label} (pool, 2 workers)", "rt_shapes_pool2", "ns_per_op", "ns/op")],
-            threads=2))
+            threads=2, **({"runtimes": INJECT_RUNTIMES} if name == "spawn_outside" else {})))
     ex.append(BenchExperiment("spawn_outside", "spawn_outside_t2", ["--tasks", outside], [
-        Row("spawn_outside (2 threads)", "rt_shapes_t2", "ns_per_op", "ns/op")], threads=2))
+        Row("spawn_outside (2 threads)", "rt_shapes_t2", "ns_per_op", "ns/op")], threads=2,
+        runtimes=INJECT_RUNTIMES))
     # 5c. future_ops: one operation through each completion style (the
     # zokio::use_future styles exist in zokio's column only). Two cores: the
     # get() styles wait on one thread while the context runs on another.
@@ -632,7 +640,7 @@ def catalogue(mode):
     ex.append(BenchExperiment("future_ops", "future_ops", ["--ops", n, "--repeats", pick(1, 3, 3)], [
         Row(f"{olabel}: {slabel}", "future_ops", f"{op}_{style}_ns", "ns/op")
         for op, olabel in ops for style, slabel in styles],
-        runtimes=("zokio", "asio_epoll", "asio_uring"), cores=BOTH_CORES, timeout=300))
+        runtimes=("zokio", "zokio_lockfree", "asio_epoll", "asio_uring"), cores=BOTH_CORES, timeout=300))
     # 5d. file_io: random 4 KiB reads at 1, 32 and 128 in flight, sequential
     # 1 MiB reads and writes, from a file in the page cache (1 GiB in a full
     # run); one thread (pread_pool: as many threads as operations in flight;

@@ -126,6 +126,21 @@ inline bool retire(runner& r, op_queue& out) noexcept
   return with(r, [&out](auto& d) { return d.retire(out); });
 }
 
+// After retire, when the owner leaves for good: the io_uring driver's
+// requests are cancelled and reaped into out (uring::driver::evacuate).
+// True if the driver holds no operation now. The readiness drivers keep
+// their waiting operations (nothing of theirs is in a kernel's hands; they
+// go with the runner to the thread that takes it over): false.
+inline bool evacuate(runner& r, op_queue& out) noexcept
+{
+  return with(r, [&out](auto& d) -> bool {
+    if constexpr (requires { d.evacuate(out); })
+      return d.evacuate(out) == 0;
+    else
+      return false;
+  });
+}
+
 // Shutdown of the scheduler, for one runner. owner_here: the calling thread
 // owns the runner; owner_alive: its owner thread has not exited. Queued
 // operations are destroyed; the io_uring driver can only reach what is in

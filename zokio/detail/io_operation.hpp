@@ -148,6 +148,11 @@ public:
   // runner's internal list, not to the ready queue. Readiness drivers only.
   bool internal_ = false;
 
+  // A socket operation (socket_op sets it): when the thread whose ring holds
+  // it exits, a request the kernel gave back cancelled, unmade, can be made
+  // again on another thread's driver (socket_op::migrate).
+  bool migratable_ = false;
+
   // The runner whose driver holds the operation (set by runner::start).
   runner* runner_ = nullptr;
 

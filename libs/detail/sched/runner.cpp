@@ -68,7 +68,40 @@ void runner::wake() noexcept
 void runner::post_remote(operation* op) noexcept
 {
   remote_.push(op);
+  // Dekker with retire_this_thread, which sets evacuated_ and then drains
+  // remote_ (both seq_cst, as push's exchange): either it sees this push
+  // or this load sees the flag, and then this thread hands whatever
+  // remote_ holds to the shared queue. A drain that finds the consumer lock
+  // taken retries until remote_ looks empty, so a push that another drainer
+  // missed (linked after its last pop) is taken here.
+  if (evacuated_.load(std::memory_order_seq_cst))
+  {
+    op_queue moved;
+    while (remote_.maybe_nonempty())
+    {
+      if (!remote_.try_lock_consumer())
+        continue;
+      while (operation* o = remote_.pop())
+        moved.push(o);
+      remote_.unlock_consumer();
+    }
+    owner_.post_deferred(moved);
+    return;
+  }
   wake_if_sleeping();
+}
+
+void runner::drain_remote(op_queue& out) noexcept
+{
+  out.push(pinned_);
+  while (remote_.maybe_nonempty())
+  {
+    if (!remote_.try_lock_consumer())
+      continue;
+    while (operation* o = remote_.pop())
+      out.push(o);
+    remote_.unlock_consumer();
+  }
 }
 
 namespace drv {

@@ -6,6 +6,8 @@
 #include "detail/driver.hpp"
 #include "detail/sigpipe.hpp"
 
+#include <zokio/detail/socket/socket_op.hpp>
+
 #include <boost/asio/detail/call_stack.hpp>
 
 #include <chrono>
@@ -165,6 +167,31 @@ void scheduler::retire_this_thread() noexcept
     h->retire_this_thread();
   op_queue out;
   drv::retire(*mine, out);
+
+  // Nothing may stay in the ring of a thread that leaves for good (see
+  // uring::driver::evacuate): its requests are cancelled and reaped. A
+  // socket operation the kernel gave back unmade, which its user did not
+  // cancel, is made again by the next thread that runs the context
+  // (socket_op::migrate); every other one completes with what it has (its
+  // handler sees operation_aborted where it was cancelled). The steps
+  // other threads handed to this runner go to the shared queue as well,
+  // and so does whatever they hand it from now on (runner::evacuated_).
+  op_queue evacuated;
+  if (drv::evacuate(*mine, evacuated))
+  {
+    mine->evacuated_.store(true, std::memory_order_seq_cst);
+    mine->drain_remote(out);
+  }
+  op_queue again;
+  while (operation* op = evacuated.pop())
+  {
+    auto* io = static_cast<io_operation*>(op);
+    if (io->migratable_ && socket_op::migrate(static_cast<socket_op*>(io)))
+      again.push(io);
+    else
+      out.push(io);
+  }
+  out.push(again);
   // This thread runs no runner of this scheduler now: to the inject queue,
   // waking a runner if one sleeps.
   post_deferred(out);
@@ -236,6 +263,9 @@ runner& scheduler::runner_for_this_thread()
     if (reused)
     {
       reusable->owner_thread_ = me;
+      // Its queues are this thread's to serve again (post_remote no longer
+      // redirects).
+      reusable->evacuated_.store(false, std::memory_order_seq_cst);
       return *reusable;
     }
   }

@@ -58,7 +58,9 @@ void socket_op::start_step(scheduler* owner, operation* base)
   runner* r = o->route_ ? o->route_(o, here) : here;
   socket_state& st = *o->state_;
   st.lock_.lock();
-  bool aborted = o->abort_;
+  // Routed to a ring whose thread has left for good (a provided-buffer
+  // receive whose pool is bound there): it cannot be made; aborted.
+  bool aborted = o->abort_ || (r && r != here && r->evacuated());
   if (!aborted && r == here)
     o->home_ = r;
   st.lock_.unlock();
@@ -168,6 +170,31 @@ void socket_op::dispatch_cancel(scheduler& s, io_operation* step) noexcept
   }
 }
 
+bool socket_op::migrate(socket_op* o) noexcept
+{
+  socket_state* st = o->state_;
+  if (st == nullptr)
+    return false;
+  st->lock_.lock();
+  // A cancel step already exists (cancel_pending_): o stays with its home
+  // runner, whose step handling knows the runner has left
+  // (runner::evacuated_), and completes as cancelled.
+  const bool again = o->migratable_ && o->route_ == nullptr && !o->cancel_pending_ && !o->abort_
+    && !o->cancelled_ && o->result_ == -ECANCELED;
+  if (!o->cancel_pending_)
+    o->home_ = nullptr;
+  st->lock_.unlock();
+  if (!again)
+    return false;
+  // As before its first start: nothing of the cancelled request is kept.
+  o->polling_ = false;
+  o->nop_ = false;
+  o->result_flags_ = 0;
+  o->buffer_id_ = no_buffer_id;
+  o->set_func(&start_step);
+  return true;
+}
+
 // The step handed over from another thread, now on some runner's thread.
 void socket_op::cancel_step::do_start(scheduler* owner, operation* base)
 {
@@ -176,14 +203,30 @@ void socket_op::cancel_step::do_start(scheduler* owner, operation* base)
   if (owner == nullptr)
     return do_done(nullptr, base);
 
+  runner* home = o->home_;  // fixed while the step exists (migrate keeps it)
+  if (home->evacuated())
+  {
+    // Its runner's thread has left for good and emptied its ring
+    // (scheduler::retire_this_thread): o is in no driver; it completes by
+    // itself, or now if it completed while this step travelled.
+    socket_state& st = *o->state_;
+    st.lock_.lock();
+    o->cancel_pending_ = false;
+    const bool deferred = o->deferred_;
+    st.lock_.unlock();
+    if (deferred)
+      o->complete_(owner, o);
+    return;
+  }
+
   runner* r = owner->this_thread_runner();
-  if (r != o->home_)
+  if (r != home)
   {
     // Run by a thread other than the home runner's (not expected: steps
     // handed over go to the home runner's pinned_ queue, which nobody
     // steals; kept as a safety net): send it on, keeping its unit counted.
     owner->work_started();
-    o->home_->post_remote(c);
+    home->post_remote(c);
     return;
   }
 

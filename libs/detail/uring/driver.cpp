@@ -461,6 +461,11 @@ std::size_t driver::reap(op_queue& out)
     }
     if (data == ignore_tag)
       continue;
+    if (data == evacuate_tag)
+    {
+      evacuate_result_ = cqe->res;
+      continue;
+    }
     if (data & internal_bit)
     {
       auto* op = reinterpret_cast<io_operation*>(data & ~internal_bit);
@@ -589,6 +594,46 @@ bool driver::retire(op_queue& out) noexcept
     ::io_uring_submit(ring);
   runner_.retiring_ = false;
   return multishot_in_flight_ == 0;
+}
+
+std::size_t driver::evacuate(op_queue& out) noexcept
+{
+  while (!backlog_.empty())
+  {
+    auto* op = static_cast<io_operation*>(backlog_.pop());
+    op->result_ = -ECANCELED;
+    out.push(op);
+  }
+  if (!ring_ || in_flight_ == 0)
+    return 0;
+  ::io_uring* ring = ring_->get();
+  ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
+  if (sqe == nullptr)
+  {
+    ::io_uring_submit(ring);
+    sqe = ::io_uring_get_sqe(ring);
+    if (sqe == nullptr)
+      return in_flight_;
+  }
+  ::io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+  ::io_uring_sqe_set_data64(sqe, evacuate_tag);
+  evacuate_result_ = 1;
+  // CQE handlers start nothing on a retiring ring (multishot_operation.hpp).
+  runner_.retiring_ = true;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (in_flight_ != 0 && std::chrono::steady_clock::now() < give_up)
+  {
+    __kernel_timespec ts{0, 10'000'000};
+    ::io_uring_cqe* cqe = nullptr;
+    ::io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nullptr);
+    runner_.kernel_entries_.add();
+    reap(out);
+    // EINVAL: the kernel has no IORING_ASYNC_CANCEL_ANY (before 5.19).
+    if (evacuate_result_ < 0 && evacuate_result_ != -ENOENT)
+      break;
+  }
+  runner_.retiring_ = false;
+  return in_flight_;
 }
 
 void driver::shutdown_on_owner() noexcept

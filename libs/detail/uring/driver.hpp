@@ -41,6 +41,7 @@ class driver
 public:
   static constexpr std::uint64_t wake_tag = 1;     // the eventfd read
   static constexpr std::uint64_t ignore_tag = 3;   // completions nobody waits for
+  static constexpr std::uint64_t evacuate_tag = 5; // evacuate()'s cancel
   static constexpr std::uint64_t internal_bit = 1; // or-ed into an internal step's address
 
   // Creates the wake-up eventfd and the ring. Throws system_error.
@@ -103,6 +104,19 @@ public:
   // request is left.
   bool retire(op_queue& out) noexcept;
 
+  // The owner leaves for good, after retire(): asks the kernel to cancel
+  // every request still in the ring (IORING_ASYNC_CANCEL_ANY, 5.19) and
+  // reaps, entering with a 10 ms timeout, until none is left or for at most
+  // a second. Operations reaped go to out (each with its result: -ECANCELED
+  // for the cancelled ones, the kernel's for those it had made), and so do
+  // those in the backlog (never submitted; result -ECANCELED); internal
+  // steps to the runner's internal_ready_ as in a run loop. Linux does not
+  // cancel a pending receive when its thread exits, and no other thread can
+  // enter a single-issuer ring, so without this they would never complete.
+  // Returns the requests left in the ring (a kernel without CANCEL_ANY
+  // answers EINVAL: then all of them).
+  std::size_t evacuate(op_queue& out) noexcept;
+
   // Shutdown, on the owner thread: asks the kernel to cancel everything in
   // flight and waits a bounded time for the completions, destroying each
   // operation as it comes back.
@@ -160,6 +174,7 @@ private:
   std::size_t multishot_in_flight_ = 0; // of which multishot operations (lasting or not)
   multishot_operation* armed_ = nullptr; // lasting multishot requests in the ring
   bool wake_armed_ = false;           // the eventfd read is in the ring
+  int evacuate_result_ = 0;           // evacuate()'s cancel: 1 while in flight, then its result
   std::uint64_t wake_buffer_ = 0;     // target of the eventfd read
   int wake_fd_ = -1;                  // eventfd another thread writes to wake this one
 };

@@ -204,10 +204,25 @@ public:
   // sleeping_ / wake() handshake of scheduler::wake_one).
   void post_remote(operation* op) noexcept;
 
+  // The owner thread has left for good and emptied this runner's ring
+  // (scheduler::retire_this_thread): no operation is in its driver, and
+  // what is handed to it (post_remote) goes to the scheduler's shared queue
+  // instead, to be run by any thread. Cleared when another thread takes the
+  // runner over. Any thread (seq_cst: pairs with post_remote's push, see
+  // there).
+  bool evacuated() const noexcept { return evacuated_.load(std::memory_order_seq_cst); }
+
 private:
+  // Moves what remote_ and pinned_ hold to out; remote_ under its consumer
+  // lock, so any thread may call it (pinned_: the owner, or the leaving
+  // thread before anyone else can see evacuated_).
+  void drain_remote(op_queue& out) noexcept;
+
   // Operations other threads handed to this runner (post_remote). Never
   // stolen: the owner thread moves them to pinned_ during housekeeping.
   inject_queue_type remote_;
+
+  std::atomic<bool> evacuated_{false};
 
   // Owner thread only: operations that must run on this thread (taken from
   // remote_), run before the LIFO slot and the local queue. Not stealable,

@@ -69,10 +69,18 @@
 // meets one being torn down). Retiring cancels the ring's lasting multishot
 // requests and reaps them to their last CQE on that thread
 // (runner::retire); the operations completed meanwhile go to the inject
-// queue, to be run by another thread or destroyed by shutdown(). Limit, as
-// of this version: operations that are work and still in a ring when its
-// thread leaves (run() returned because of stop()) are not cancelled; that
-// runner is kept until the process exits.
+// queue, to be run by another thread or destroyed by shutdown(). Then the
+// rest of the ring is evacuated (uring::driver::evacuate): operations that
+// are work and still there (run() returned because of stop()) are
+// cancelled with IORING_ASYNC_CANCEL_ANY (5.19) and reaped, since Linux does
+// not cancel a pending receive when its thread exits and nobody else could
+// reap it; a socket operation that came back unmade and was not cancelled
+// by its user is made again by the next thread that runs the scheduler
+// (socket_op::migrate), the others complete as they are. The runner is then
+// marked evacuated_: what other threads hand it (cancel steps) goes to the
+// shared queue, and a step finds its operation in no driver. Limit, as of
+// this version: before 5.19 nothing can cancel them, and such a runner is
+// kept until the process exits.
 //
 // Sleep and wake-up: a runner about to sleep sets its sleeping_ flag and
 // increments num_sleeping_, then looks again at the shared queues, the stop
@@ -272,9 +280,10 @@ public:
 
   // Called by a thread that leaves this scheduler for good, outside every
   // run function of it (see "Leaving for good" above): empties its runner's
-  // driver of lasting multishot requests. Operations completed meanwhile are
-  // queued for other threads (or destroyed by shutdown()). Nothing to do if
-  // the thread has no runner here or nothing lasting in its ring.
+  // driver of lasting multishot requests, then of every other request.
+  // Operations completed meanwhile, and those to be made again, are queued
+  // for other threads (or destroyed by shutdown()). Nothing to do if the
+  // thread has no runner here.
   void retire_this_thread() noexcept;
 
   // The thread-exit hook: retire_this_thread() for every scheduler not yet

@@ -90,6 +90,17 @@ public:
   // Starts or hands over a step returned by request_cancel. Not under the lock.
   static void dispatch_cancel(scheduler& s, io_operation* step) noexcept;
 
+  // The thread whose driver held o is leaving for good (its ring emptied by
+  // scheduler::retire_this_thread; o came back from the kernel, or from the
+  // driver's backlog, with -ECANCELED). On the leaving thread. Under the
+  // socket's lock o leaves that runner (home_ null: a cancel from now on
+  // only marks it, abort_, as before it first reached a driver). True if o
+  // is to be made again by whichever thread runs the context next (its
+  // function is start_step): it was not cancelled by its user and needs no
+  // particular ring. False: o completes with what it has (its function is
+  // its completion).
+  static bool migrate(socket_op* o) noexcept;
+
 protected:
   // kind: the request the operation makes; the rest of req_ is filled by
   // the concrete operation (buffers, flags) and by its start (descriptor).
@@ -101,6 +112,9 @@ protected:
     // operation destroyed before it was made (its context shut down first)
     // must not look like an accept or open that returned descriptor 0.
     result_ = -ECANCELED;
+    // A connect interrupted by its cancellation is not made again: the
+    // socket's connection attempt itself was aborted.
+    migratable_ = kind != io_request::connect;
   }
 
   // For stream receives: the request gets io_request::poll_first when the

@@ -25,7 +25,16 @@ struct item : zokio::detail::operation
   int seq;
 };
 
+#if defined(__SANITIZE_THREAD__)
+// Boost.Lockfree's free list reads a node's link while another thread may
+// reuse the node (a race it tolerates by design, with a tagged pointer's
+// CAS deciding), which ThreadSanitizer reports; the library's queue is only
+// the harness's comparison, so under ThreadSanitizer the hand-written queue
+// alone is checked (the plain and ASan builds run both).
+using queues = boost::mpl::list<zokio::detail::inject_queue>;
+#else
 using queues = boost::mpl::list<zokio::detail::inject_queue, zokio::detail::lockfree_inject_queue>;
+#endif
 
 } // namespace
 

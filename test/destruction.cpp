@@ -29,40 +29,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-// Live heap blocks (operator new and delete counted; the aligned forms go to
-// aligned_alloc and free, outside the count on both sides).
-namespace {
-std::atomic<long> live_blocks{0};
-}
+#include <support/live_blocks.hpp>
 
-void* operator new(std::size_t n)
-{
-  void* p = std::malloc(n ? n : 1);
-  if (!p)
-    throw std::bad_alloc();
-  live_blocks.fetch_add(1, std::memory_order_relaxed);
-  return p;
-}
-void* operator new[](std::size_t n) { return ::operator new(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept
-{
-  void* p = std::malloc(n ? n : 1);
-  if (p)
-    live_blocks.fetch_add(1, std::memory_order_relaxed);
-  return p;
-}
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return ::operator new(n, t); }
-void operator delete(void* p) noexcept
-{
-  if (p)
-    live_blocks.fetch_sub(1, std::memory_order_relaxed);
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept { ::operator delete(p); }
-void operator delete[](void* p) noexcept { ::operator delete(p); }
-void operator delete[](void* p, std::size_t) noexcept { ::operator delete(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { ::operator delete(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { ::operator delete(p); }
+using zokio_test::live_blocks;
 
 namespace {
 

@@ -77,23 +77,15 @@ void runner::post_remote(operation* op) noexcept
   if (evacuated_.load(std::memory_order_seq_cst))
   {
     op_queue moved;
-    while (remote_.maybe_nonempty())
-    {
-      if (!remote_.try_lock_consumer())
-        continue;
-      while (operation* o = remote_.pop())
-        moved.push(o);
-      remote_.unlock_consumer();
-    }
+    take_remote(moved);
     owner_.post_deferred(moved);
     return;
   }
   wake_if_sleeping();
 }
 
-void runner::drain_remote(op_queue& out) noexcept
+void runner::take_remote(op_queue& out) noexcept
 {
-  out.push(pinned_);
   while (remote_.maybe_nonempty())
   {
     if (!remote_.try_lock_consumer())
@@ -102,6 +94,12 @@ void runner::drain_remote(op_queue& out) noexcept
       out.push(o);
     remote_.unlock_consumer();
   }
+}
+
+void runner::drain_remote(op_queue& out) noexcept
+{
+  out.push(pinned_);
+  take_remote(out);
 }
 
 namespace drv {

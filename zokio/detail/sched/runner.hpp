@@ -218,6 +218,11 @@ private:
   // thread before anyone else can see evacuated_).
   void drain_remote(op_queue& out) noexcept;
 
+  // Moves what remote_ holds to out, under its consumer lock, retrying
+  // until remote_ looks empty (a push linked after another drainer's last
+  // pop is taken). Any thread.
+  void take_remote(op_queue& out) noexcept;
+
   // Operations other threads handed to this runner (post_remote). Never
   // stolen: the owner thread moves them to pinned_ during housekeeping.
   inject_queue_type remote_;

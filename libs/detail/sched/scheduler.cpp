@@ -7,6 +7,7 @@
 #include "detail/sigpipe.hpp"
 
 #include <zokio/detail/socket/socket_op.hpp>
+#include <zokio/detail/socket/socket_service.hpp>
 
 #include <boost/asio/detail/call_stack.hpp>
 
@@ -195,6 +196,12 @@ void scheduler::retire_this_thread() noexcept
   // This thread runs no runner of this scheduler now: to the inject queue,
   // waking a runner if one sleeps.
   post_deferred(out);
+}
+
+void scheduler::for_each_held(runner& r, held_visitor f, void* arg) noexcept
+{
+  if (socket_service* s = sockets_.load(std::memory_order_acquire))
+    s->for_each_held(r, f, arg);
 }
 
 void scheduler::shutdown()

@@ -47,10 +47,12 @@ socket_service::socket_service(boost::asio::execution_context& ctx)
   : boost::asio::detail::execution_context_service_base<socket_service>(ctx),
     scheduler_(boost::asio::use_service<scheduler>(ctx))
 {
+  scheduler_.set_socket_service(this);
 }
 
 socket_service::~socket_service()
 {
+  scheduler_.set_socket_service(nullptr);
   // Accept engines whose requests were never reaped (their runner's thread
   // was still alive at shutdown): the kernel writes nothing into them, and
   // nobody reaps after this; free what they hold.
@@ -66,6 +68,23 @@ socket_service::~socket_service()
 
 void socket_service::shutdown()
 {
+}
+
+void socket_service::for_each_held(runner& r, scheduler::held_visitor f, void* arg) noexcept
+{
+  // pool_mutex_ keeps slabs_ still; a state's lock keeps its list and each
+  // operation's home_ still.
+  std::lock_guard<std::mutex> pool_lock(pool_mutex_);
+  for (auto& slab : slabs_)
+    for (std::size_t i = 0; i < slab_size; ++i)
+    {
+      socket_state& st = slab[i];
+      st.lock_.lock();
+      for (socket_op* o = st.ops_; o; o = o->link_next_)
+        if (o->home_ == &r && !o->parked_)
+          f(o, arg);
+      st.lock_.unlock();
+    }
 }
 
 socket_state* socket_service::allocate_state()

@@ -354,7 +354,7 @@ void accept_engine::shot_op::do_cqe(multishot_operation* base, runner& r, int re
   else if (res == -ECANCELED && !cancelled_by_us && !e.stopping_)
   {
     // Cancelled by someone else: the context is shutting down
-    // (IORING_ASYNC_CANCEL_ANY). Every parked operation completes aborted.
+    // (uring::driver::cancel_all). Every parked operation completes aborted.
     while (operation* w = e.waiters_.pop())
     {
       auto* o = static_cast<socket_op*>(w);

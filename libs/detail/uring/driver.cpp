@@ -607,17 +607,8 @@ std::size_t driver::evacuate(op_queue& out) noexcept
   if (!ring_ || in_flight_ == 0)
     return 0;
   ::io_uring* ring = ring_->get();
-  ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
-  if (sqe == nullptr)
-  {
-    ::io_uring_submit(ring);
-    sqe = ::io_uring_get_sqe(ring);
-    if (sqe == nullptr)
-      return in_flight_;
-  }
-  ::io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-  ::io_uring_sqe_set_data64(sqe, evacuate_tag);
   evacuate_result_ = 1;
+  bool asked = cancel_all(evacuate_tag);
   // CQE handlers start nothing on a retiring ring (multishot_operation.hpp).
   runner_.retiring_ = true;
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
@@ -628,30 +619,94 @@ std::size_t driver::evacuate(op_queue& out) noexcept
     ::io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nullptr);
     runner_.kernel_entries_.add();
     reap(out);
-    // EINVAL: the kernel has no IORING_ASYNC_CANCEL_ANY (before 5.19).
+    // The cancel itself failed (EINVAL: CANCEL_ANY probed but refused).
     if (evacuate_result_ < 0 && evacuate_result_ != -ENOENT)
       break;
+    // Cancels that found no SQE (a full queue the kernel pushed back) are
+    // asked again; a request cancelled twice answers the second -ENOENT
+    // or -EALREADY.
+    if (!asked)
+      asked = cancel_all(evacuate_tag);
   }
   runner_.retiring_ = false;
   return in_flight_;
+}
+
+bool driver::cancel_all(std::uint64_t tag) noexcept
+{
+  ::io_uring* ring = ring_->get();
+  struct visit
+  {
+    ::io_uring* ring;
+    bool all = true;
+
+    // One cancel naming user_data (IORING_OP_ASYNC_CANCEL, linux 5.5), its
+    // CQE ignored. A full queue is handed to the kernel once first.
+    void cancel(std::uint64_t user_data) noexcept
+    {
+      ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
+      if (sqe == nullptr)
+      {
+        ::io_uring_submit(ring);
+        sqe = ::io_uring_get_sqe(ring);
+      }
+      if (sqe == nullptr)
+      {
+        all = false;
+        return;
+      }
+      ::io_uring_prep_cancel64(sqe, user_data, 0);
+      ::io_uring_sqe_set_data64(sqe, ignore_tag);
+    }
+  } v{ring};
+
+  if (features().cancel_any)
+  {
+    ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
+    if (sqe == nullptr)
+    {
+      ::io_uring_submit(ring);
+      sqe = ::io_uring_get_sqe(ring);
+    }
+    if (sqe == nullptr)
+      return false;
+    ::io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    ::io_uring_sqe_set_data64(sqe, tag);
+    return true;
+  }
+
+  // Before 5.19, one cancel per request. What can stay in a ring: the
+  // lasting multishot requests (armed_) and socket operations (the sockets
+  // know theirs, with their home runner). Everything else completes by
+  // itself (NOPs, cancel steps, file requests being made) or is taken out
+  // by its owner before (the Asio bridge's poll: idle_hook). An operation
+  // already reaped, or still in the backlog, answers -ENOENT: nothing else
+  // is started on this thread meanwhile, so no other request can have its
+  // address.
+  for (multishot_operation* m = armed_; m; m = m->armed_next_)
+    v.cancel(multishot_operation::user_data(m));
+  runner_.owner().for_each_held(runner_,
+      [](io_operation* op, void* arg) noexcept {
+        static_cast<visit*>(arg)->cancel(reinterpret_cast<std::uintptr_t>(op));
+      },
+      &v);
+  return v.all;
 }
 
 void driver::shutdown_on_owner() noexcept
 {
   if (!ring_ || in_flight_ == 0)
     return;
-  // Ask the kernel to cancel everything still in flight
-  // (IORING_ASYNC_CANCEL_ANY, linux 5.19), then wait a bounded time for the
-  // completions, destroying each operation as it comes back.
-  if (::io_uring_sqe* sqe = ::io_uring_get_sqe(ring_->get()))
-  {
-    ::io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-    ::io_uring_sqe_set_data64(sqe, ignore_tag);
-  }
+  // Ask the kernel to cancel everything still in flight (cancel_all),
+  // then wait a bounded time for the completions, destroying each
+  // operation as it comes back.
+  bool asked = cancel_all(ignore_tag);
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   op_queue reaped;
   while (in_flight_ != 0 && std::chrono::steady_clock::now() < give_up)
   {
+    if (!asked)
+      asked = cancel_all(ignore_tag);
     try
     {
       sleep(10'000'000);

@@ -105,7 +105,7 @@ public:
   bool retire(op_queue& out) noexcept;
 
   // The owner leaves for good, after retire(): asks the kernel to cancel
-  // every request still in the ring (IORING_ASYNC_CANCEL_ANY, 5.19) and
+  // every request still in the ring (cancel_all) and
   // reaps, entering with a 10 ms timeout, until none is left or for at most
   // a second. Operations reaped go to out (each with its result: -ECANCELED
   // for the cancelled ones, the kernel's for those it had made), and so do
@@ -113,8 +113,8 @@ public:
   // steps to the runner's internal_ready_ as in a run loop. Linux does not
   // cancel a pending receive when its thread exits, and no other thread can
   // enter a single-issuer ring, so without this they would never complete.
-  // Returns the requests left in the ring (a kernel without CANCEL_ANY
-  // answers EINVAL: then all of them).
+  // Returns the requests left in the ring (none unless the kernel kept
+  // some past the second).
   std::size_t evacuate(op_queue& out) noexcept;
 
   // Shutdown, on the owner thread: asks the kernel to cancel everything in
@@ -155,6 +155,13 @@ public:
   static constexpr std::int64_t retire_limit_ns = 1'000'000'000;
 
 private:
+  // Asks the kernel to cancel every request in the ring but the wake-up
+  // read: with IORING_ASYNC_CANCEL_ANY (5.19) one request, whose CQE carries
+  // tag; without it (uring::features().cancel_any), one request per
+  // operation, CQEs ignored. False if some cancel found no SQE (to be asked
+  // again). Owner thread.
+  bool cancel_all(std::uint64_t tag) noexcept;
+
   void create_ring();
   void prepare_sqe(io_operation* op, ::io_uring_sqe* sqe);
   void flush_backlog();

@@ -272,6 +272,33 @@ net_features probe()
     }
   }
 
+  // CANCEL_ANY on a ring with nothing in it: -ENOENT where the flag is
+  // known, -EINVAL where it is not.
+  // (CQEs of the probes above that are still unread are skipped.)
+  if (::io_uring_sqe* sqe = ::io_uring_get_sqe(&ring))
+  {
+    constexpr std::uint64_t cancel_any_data = 9;
+    ::io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    ::io_uring_sqe_set_data64(sqe, cancel_any_data);
+    int res = -EINVAL;
+    if (::io_uring_submit(&ring) == 1)
+      for (int i = 0; i < 4; ++i)
+      {
+        ::io_uring_cqe* cqe = nullptr;
+        __kernel_timespec ts{0, 100'000'000};
+        if (::io_uring_wait_cqe_timeout(&ring, &cqe, &ts) != 0)
+          break;
+        const bool ours = cqe->user_data == cancel_any_data;
+        if (ours)
+          res = cqe->res;
+        ::io_uring_cqe_seen(&ring, cqe);
+        if (ours)
+          break;
+      }
+    const char* v = std::getenv("ZOKIO_URING_CANCEL_ANY");
+    f.cancel_any = res == -ENOENT && !(v && std::strcmp(v, "0") == 0);
+  }
+
   // Multishot accept: tried on a listening socket, not inferred from the
   // features of the same release (the acceptor also falls back when the
   // kernel refuses the request anyway: accept_engine.hpp).

@@ -72,15 +72,14 @@
 // queue, to be run by another thread or destroyed by shutdown(). Then the
 // rest of the ring is evacuated (uring::driver::evacuate): operations that
 // are work and still there (run() returned because of stop()) are
-// cancelled with IORING_ASYNC_CANCEL_ANY (5.19) and reaped, since Linux does
+// cancelled (IORING_ASYNC_CANCEL_ANY, 5.19, or before that one cancel per
+// request, found through the sockets: for_each_held) and reaped, since Linux does
 // not cancel a pending receive when its thread exits and nobody else could
 // reap it; a socket operation that came back unmade and was not cancelled
 // by its user is made again by the next thread that runs the scheduler
 // (socket_op::migrate), the others complete as they are. The runner is then
 // marked evacuated_: what other threads hand it (cancel steps) goes to the
-// shared queue, and a step finds its operation in no driver. Limit, as of
-// this version: before 5.19 nothing can cancel them, and such a runner is
-// kept until the process exits.
+// shared queue, and a step finds its operation in no driver.
 //
 // Sleep and wake-up: a runner about to sleep sets its sleeping_ flag and
 // increments num_sleeping_, then looks again at the shared queues, the stop
@@ -113,6 +112,8 @@
 
 namespace zokio {
 namespace detail {
+
+class socket_service;
 
 // The runner of the innermost run function on this thread, or null.
 inline thread_local runner* current_runner = nullptr;
@@ -342,6 +343,21 @@ public:
         std::memory_order_relaxed));
   }
 
+  // Visits each socket operation (socket_op.hpp) that r's driver holds, as
+  // the context's socket service knows them (each is linked to its socket
+  // with its home runner): for a driver that must reach its requests one by
+  // one (a kernel without IORING_ASYNC_CANCEL_ANY). f runs under the
+  // socket's lock and must not take a lock. Any thread.
+  using held_visitor = void (*)(io_operation* op, void* arg) noexcept;
+  void for_each_held(runner& r, held_visitor f, void* arg) noexcept;
+
+  // The socket service of the context registers itself (null when it is
+  // destroyed, which happens before the scheduler's destruction).
+  void set_socket_service(socket_service* s) noexcept
+  {
+    sockets_.store(s, std::memory_order_release);
+  }
+
 private:
   enum run_mode { mode_run, mode_run_one, mode_poll, mode_poll_one };
 
@@ -497,6 +513,7 @@ private:
   inject_queue_type background_;  // background class
   inject_queue_type internal_;    // internal steps (post_internal), not counted as work
   std::atomic<idle_hook*> idle_hooks_{nullptr};  // see add_idle_hook
+  std::atomic<socket_service*> sockets_{nullptr}; // see set_socket_service
 
   // Every runner ever created, newest first. Runners are never removed before
   // the scheduler is destroyed, so wakers walk the list without a lock.

@@ -75,6 +75,11 @@ public:
 
   scheduler& owner() noexcept { return scheduler_; }
 
+  // See scheduler::for_each_held: f(op, arg) for each operation linked to a
+  // socket whose home is r (parked accepts excluded: they hold no request).
+  // Walks every state of the pool, each under its lock. Any thread.
+  void for_each_held(runner& r, scheduler::held_visitor f, void* arg) noexcept;
+
   // Creates a descriptor (close-on-exec) and a state for it.
   socket_state* open(int family, int type, int protocol, boost::system::error_code& ec);
 

@@ -55,7 +55,7 @@
 // that nothing is started on the retiring ring: no cancel at the queue
 // bound (the request is being cancelled anyway), and an -ECANCELED that the
 // engine did not ask for completes no parked accept (unlike the shutdown's
-// IORING_ASYNC_CANCEL_ANY): if accepts are parked, the request is posted to
+// cancel of every request): if accepts are parked, the request is posted to
 // be armed again by whichever thread runs the context next (shot_posted;
 // destroyed unrun if none does before shutdown).
 #ifndef ZOKIO_DETAIL_URING_ACCEPT_ENGINE_HPP

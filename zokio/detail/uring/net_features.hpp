@@ -38,6 +38,13 @@ struct net_features
   // IORING_ASYNC_CANCEL_FD | ALL (linux 5.19).
   bool cancel_fd_all = false;
 
+  // IORING_ASYNC_CANCEL_ANY (linux 5.19): one request cancels everything
+  // in a ring (a thread leaving the context, shutdown). Without it each
+  // request is cancelled by its user_data (uring::driver::cancel_all).
+  // ZOKIO_URING_CANCEL_ANY=0 turns it off (the older kernels' path, tested
+  // on this one).
+  bool cancel_any = false;
+
   // IORING_OP_WAITID (linux 6.7): a child's exit waited for (and reaped)
   // by the ring. From the kernel's opcode probe only.
   bool waitid = false;

@@ -131,6 +131,12 @@ public:
     r->cancel_internal(&op_);
   }
 
+  // scheduler::idle_hook: the poll, once armed.
+  io_operation* internal_step() noexcept override
+  {
+    return active_.load(std::memory_order_acquire) ? &op_ : nullptr;
+  }
+
 private:
   // The poll on the reactor's epoll descriptor (an io_request::poll: a
   // POLL_ADD on io_uring, a readiness wait in the zokio driver's own epoll
@@ -179,6 +185,10 @@ private:
       // (Readiness drivers check the descriptor when the pass submits, after
       // run_asio below, as POLL_ADD does when the kernel takes the SQE.)
       b.armed_by_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+      // The reactor's descriptor again: Asio's reactor makes a new one in
+      // a child after fork (its notify_fork), and then this poll, which
+      // waited on the parent's, has completed with -ECANCELED.
+      o->watch(b.reactor_->*get(asio_epoll_fd()));
       r->start_internal(o);
       r->note_foreign_handlers(b.run_asio());
     }

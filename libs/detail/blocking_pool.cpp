@@ -34,7 +34,27 @@ blocking_pool& blocking_pool::instance()
   return pool;
 }
 
-blocking_pool::blocking_pool() : max_threads_(configured_threads()) {}
+blocking_pool::blocking_pool() : max_threads_(configured_threads())
+{
+  // fork(): the child has none of the pool's threads. The mutex is held
+  // across the fork (so the child's copy is not left locked by a thread it
+  // does not have); in the child the thread objects are let go unjoined
+  // (their threads do not exist there) and the counts start again, so the
+  // next call starts a thread. Calls those threads were making are the
+  // parent's; queued ones stay queued for the child's threads.
+  ::pthread_atfork(
+      [] { instance().mutex_.lock(); },
+      [] { instance().mutex_.unlock(); },
+      [] {
+        blocking_pool& p = instance();
+        // Never destroyed: destroying a joinable std::thread terminates.
+        new std::vector<std::thread>(std::move(p.threads_));
+        p.threads_.clear();
+        p.idle_ = 0;
+        p.finishing_ = 0;
+        p.mutex_.unlock();
+      });
+}
 
 blocking_pool::~blocking_pool()
 {

@@ -152,6 +152,16 @@ void shutdown(runner& r, bool owner_here, bool owner_alive) noexcept;
 // reused (io_uring: requests still in its old ring).
 bool take_over(runner& r, op_queue& out);
 
+// A child after fork(), on its only thread: the driver replaces the
+// kernel objects it had from the parent (scheduler::notify_fork). Internal
+// steps in `steps` (the idle hooks') that r's driver held complete with
+// -ECANCELED; socket operations the parent's ring held are made again or
+// completed (to out). Throws system_error if a new object cannot be made.
+inline void forked(runner& r, io_operation* const* steps, std::size_t n, op_queue& out)
+{
+  with(r, [&](auto& d) { d.forked(steps, n, out); });
+}
+
 // ~scheduler: r still holds requests in a kernel's hands (in_flight()): the
 // driver closes what it can, and r is never freed.
 void abandon(runner& r) noexcept;

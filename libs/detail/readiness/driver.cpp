@@ -603,6 +603,44 @@ void driver<Poller>::wait_and_dispatch(std::int64_t timeout_ns)
 }
 
 template <typename Poller>
+void driver<Poller>::forked(io_operation* const* steps, std::size_t n, op_queue&)
+{
+  for (std::size_t i = 0; i < n; ++i)
+    if (io_operation* step = steps[i]; step && step->runner_ == &runner_ && unlink_waiting(step))
+    {
+      step->result_ = -ECANCELED;
+      complete(step);
+    }
+  poller_.reopen_after_fork();
+  for (std::size_t fd = 0; fd < slots_.size(); ++fd)
+  {
+    fd_slot& s = slots_[fd];
+    if (!s.registered)
+      continue;
+    s.registered = false;
+    if (s.ops[dir_read].empty() && s.ops[dir_write].empty() && s.ops[dir_except].empty())
+      continue;  // registered again by its next operation
+    const std::uint64_t tag = (std::uint64_t(s.generation) << 32) | static_cast<std::uint32_t>(fd);
+    int err = poller_.add(static_cast<int>(fd), tag);
+    runner_.kernel_entries_.add();
+    if (err == 0)
+    {
+      s.registered = true;
+      continue;
+    }
+    for (op_queue& q : s.ops)
+      while (operation* o = q.pop())
+      {
+        auto* op = static_cast<io_operation*>(o);
+        --waiting_;
+        op->result_ = -err;
+        complete(op);
+      }
+  }
+  retry_all_waiting();
+}
+
+template <typename Poller>
 void driver<Poller>::retry_all_waiting() noexcept
 {
   // Every waiting operation tries again, as if its descriptor were ready

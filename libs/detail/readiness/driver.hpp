@@ -172,6 +172,16 @@ public:
   // running the context).
   void destroy_all() noexcept;
 
+  // A child after fork() (drv::forked): the poller instance, its wake-up
+  // and its timer were the parent's (an epoll set is shared across fork; a
+  // kqueue is not inherited at all). A new instance replaces them; each
+  // descriptor with operations waiting is registered in it again and its
+  // operations try once more (a readiness edge may have gone to the
+  // parent's set); the internal steps of steps that wait here complete
+  // with -ECANCELED (they waited on the parent's objects). Calls the
+  // blocking pool was making are the parent's threads': lost to the child.
+  void forked(io_operation* const* steps, std::size_t n, op_queue& out);
+
   // Another thread takes the driver over (its owner exited): the instance
   // serves any thread, so only completions move.
   void take_completed(op_queue& out) noexcept { reap(out); }

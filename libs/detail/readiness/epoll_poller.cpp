@@ -22,6 +22,11 @@ epoll_poller::epoll_poller(const driver_sizes& sizes)
 {
   raw_size_ = static_cast<int>(sizes.sq_entries ? sizes.sq_entries : 256);
   raw_.reset(new ::epoll_event[static_cast<std::size_t>(raw_size_)]);
+  open();
+}
+
+void epoll_poller::open()
+{
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0)
     throw_errno(errno, "epoll_create1");
@@ -30,6 +35,7 @@ epoll_poller::epoll_poller(const driver_sizes& sizes)
   {
     int err = errno;
     ::close(epfd_);
+    epfd_ = -1;
     throw_errno(err, "eventfd");
   }
   // Level-triggered: reported until drained, so a wake-up cannot be lost
@@ -42,16 +48,32 @@ epoll_poller::epoll_poller(const driver_sizes& sizes)
     int err = errno;
     ::close(wake_fd_);
     ::close(epfd_);
+    wake_fd_ = epfd_ = -1;
     throw_errno(err, "epoll_ctl (wake-up eventfd)");
   }
 }
 
-epoll_poller::~epoll_poller()
+void epoll_poller::close_all() noexcept
 {
   if (timer_fd_ >= 0)
     ::close(timer_fd_);
-  ::close(wake_fd_);
-  ::close(epfd_);
+  if (wake_fd_ >= 0)
+    ::close(wake_fd_);
+  if (epfd_ >= 0)
+    ::close(epfd_);
+  timer_fd_ = wake_fd_ = epfd_ = -1;
+  armed_deadline_ = 0;
+}
+
+epoll_poller::~epoll_poller()
+{
+  close_all();
+}
+
+void epoll_poller::reopen_after_fork()
+{
+  close_all();
+  open();
 }
 
 int epoll_poller::add(int fd, std::uint64_t tag) noexcept

@@ -41,11 +41,19 @@ public:
   epoll_poller(const epoll_poller&) = delete;
   epoll_poller& operator=(const epoll_poller&) = delete;
 
+  // A child after fork(): closes the child's copies of the instance, the
+  // eventfd and the timerfd (the parent's stay as they are) and makes new
+  // ones. Throws system_error.
+  void reopen_after_fork();
+
   int add(int fd, std::uint64_t tag) noexcept;
   int wait(event* out, int max, std::int64_t timeout_ns, std::uint64_t& syscalls) noexcept;
   void wake() noexcept;
 
 private:
+  void open();
+  void close_all() noexcept;
+
   static constexpr std::uint64_t wake_tag = ~std::uint64_t(0);
   static constexpr std::uint64_t timer_tag = ~std::uint64_t(0) - 1;
 

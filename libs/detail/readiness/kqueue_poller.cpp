@@ -38,10 +38,34 @@ std::uint64_t tag_of(const struct ::kevent& ev) noexcept
 
 } // namespace
 
+#if defined(__linux__)
+// libkqueue's (weak: a libkqueue without it is linked too).
+extern "C" void libkqueue_drain_pending_close(void) __attribute__((weak));
+#endif
+
+void kqueue_poller::before_fork() noexcept
+{
+#if defined(__linux__)
+  if (libkqueue_drain_pending_close)
+    libkqueue_drain_pending_close();
+#endif
+}
+
 kqueue_poller::kqueue_poller(const driver_sizes& sizes)
 {
   raw_size_ = static_cast<int>(sizes.sq_entries ? sizes.sq_entries : 256);
   raw_.reset(new struct ::kevent[static_cast<std::size_t>(raw_size_)]);
+  open();
+}
+
+void kqueue_poller::reopen_after_fork()
+{
+  kq_ = -1;
+  open();
+}
+
+void kqueue_poller::open()
+{
   kq_ = ::kqueue();
   if (kq_ < 0)
     throw_errno(errno, "kqueue");
@@ -53,13 +77,15 @@ kqueue_poller::kqueue_poller(const driver_sizes& sizes)
   {
     int err = errno;
     ::close(kq_);
+    kq_ = -1;
     throw_errno(err, "kevent (EVFILT_USER)");
   }
 }
 
 kqueue_poller::~kqueue_poller()
 {
-  ::close(kq_);
+  if (kq_ >= 0)
+    ::close(kq_);
 }
 
 int kqueue_poller::add(int fd, std::uint64_t tag) noexcept

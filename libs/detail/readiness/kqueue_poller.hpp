@@ -47,6 +47,18 @@ public:
   kqueue_poller(const kqueue_poller&) = delete;
   kqueue_poller& operator=(const kqueue_poller&) = delete;
 
+  // A child after fork(): a kqueue is not inherited (BSD; libkqueue's fork
+  // handler does the same on Linux), so the number is not the child's to
+  // close: it is forgotten and a new kqueue made. Throws system_error.
+  void reopen_after_fork();
+
+  // Before fork() (notify_fork(fork_prepare)). Linux's libkqueue frees a
+  // closed kqueue's descriptors from a background thread, and its fork
+  // handler closes, in the child, the numbers of kqueues closed but not
+  // yet freed, which by then may name other descriptors (a pipe made for
+  // the child). Its pending frees are made now; nothing on BSD.
+  static void before_fork() noexcept;
+
   int add(int fd, std::uint64_t tag) noexcept;
 
   // Drops fd's notes (both filters), before its socket closes it: libkqueue
@@ -56,6 +68,8 @@ public:
   void wake() noexcept;
 
 private:
+  void open();
+
   static constexpr std::uintptr_t wake_ident = 0x7a6f6b69;  // EVFILT_USER ident
 
   int kq_ = -1;

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <optional>
+#include <vector>
 #include <unistd.h>
 
 namespace zokio {
@@ -202,6 +203,40 @@ void scheduler::for_each_held(runner& r, held_visitor f, void* arg) noexcept
 {
   if (socket_service* s = sockets_.load(std::memory_order_acquire))
     s->for_each_held(r, f, arg);
+}
+
+void scheduler::notify_fork(boost::asio::execution_context::fork_event event)
+{
+#if defined(ZOKIO_HAS_KQUEUE)
+  if (event == boost::asio::execution_context::fork_prepare && backend_ == zokio::backend::kqueue)
+    readiness::kqueue_poller::before_fork();
+#endif
+  if (event != boost::asio::execution_context::fork_child)
+    return;
+  // The child has one thread, the caller; no other can touch the runners.
+  // A runner of a thread the child does not have is marked as owned by a
+  // thread that exited, so the next thread that runs the context takes it
+  // over (with a ring of its own); until then, its driver's new ring
+  // belongs to this thread.
+  static const std::shared_ptr<const std::atomic<bool>> gone =
+      std::make_shared<const std::atomic<bool>>(false);
+  const auto& me = this_thread_identity.alive;
+  std::vector<io_operation*> steps;
+  for (idle_hook* h = idle_hooks_.load(std::memory_order_acquire); h; h = h->next_hook_)
+    steps.push_back(h->internal_step());
+  op_queue out;
+  for (runner* r = runners_.load(std::memory_order_acquire); r; r = r->next_)
+  {
+    if (r->owner_thread_ && r->owner_thread_ != me)
+      r->owner_thread_ = gone;
+    drv::forked(*r, steps.data(), steps.size(), out);
+  }
+  cached_scheduler_id = 0;
+  cached_runner = nullptr;
+  // Operations made ready (completions, and requests to make again) go to
+  // the shared queue; a runner that holds internal steps runs them when a
+  // thread runs it.
+  inject_.push(out);
 }
 
 void scheduler::shutdown()

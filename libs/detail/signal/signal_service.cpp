@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <pthread.h>
 #include <new>
 
 #include <fcntl.h>
@@ -120,6 +121,31 @@ bool ensure_pipe(registry& r, boost::system::error_code& ec)
 #endif
   r.pipe_read_fd = fds[0];
   pipe_write_fd.store(fds[1], std::memory_order_release);
+  // A child must not share the pipe with its parent (a signal the child
+  // catches would be read by the parent's services, and the reverse). So
+  // every child gets a pipe of its own, made by the fork handler below; a
+  // service's read moves to it at notify_fork(fork_child). The mutex is
+  // taken around fork() so that a child never starts with it held by a
+  // thread it does not have.
+  static std::once_flag handlers;
+  std::call_once(handlers, [] {
+    ::pthread_atfork(
+        [] { the_registry().mutex.lock(); },
+        [] { the_registry().mutex.unlock(); },
+        [] {
+          registry& r = the_registry();
+          const int old_write = pipe_write_fd.load(std::memory_order_relaxed);
+          int fresh[2];
+          if (r.pipe_read_fd >= 0 && ::pipe2(fresh, O_CLOEXEC | O_NONBLOCK) == 0)
+          {
+            ::close(r.pipe_read_fd);
+            ::close(old_write);
+            r.pipe_read_fd = fresh[0];
+            pipe_write_fd.store(fresh[1], std::memory_order_release);
+          }
+          r.mutex.unlock();
+        });
+  });
   return true;
 }
 
@@ -540,6 +566,19 @@ void signal_service::arm_read()
     read_.set_start();
     scheduler_.post_internal(&read_);
   }
+}
+
+void signal_service::notify_fork(boost::asio::execution_context::fork_event event)
+{
+  // The child: the fork handler gave the process a pipe of its own; the
+  // read, which the parent's ring or poller held, completes in the child
+  // with -ECANCELED (scheduler::notify_fork, which runs first) and re-arms
+  // on the new read end.
+  if (event != boost::asio::execution_context::fork_child)
+    return;
+  std::lock_guard<std::mutex> lock(the_registry().mutex);
+  if (the_registry().pipe_read_fd >= 0)
+    read_.req_.fd = the_registry().pipe_read_fd;
 }
 
 void signal_service::retire_this_thread() noexcept

@@ -195,6 +195,57 @@ bool socket_op::migrate(socket_op* o) noexcept
   return true;
 }
 
+void socket_op::forked(socket_op* o, op_queue& out) noexcept
+{
+  socket_state& st = *o->state_;
+  const bool op_lost = o->in_kernel_;
+  const bool step_lost = o->cancel_pending_ && o->cancel_.in_kernel_;
+  o->in_kernel_ = false;
+  o->cancel_.in_kernel_ = false;
+  if (op_lost)
+  {
+    o->result_ = -ECANCELED;
+    if (!o->cancel_pending_)
+    {
+      // As for a thread that left: made again (its function is then its
+      // start), or completed as it is.
+      (void)migrate(o);
+      out.push(o);
+      return;
+    }
+    st.lock_.lock();
+    if (step_lost)
+    {
+      // Both gone: the cancellation is done.
+      o->cancel_pending_ = false;
+      o->cancelled_ = true;
+      st.lock_.unlock();
+      o->set_func(o->complete_);
+      out.push(o);
+      return;
+    }
+    // The step is still queued (handed to the home runner): when it runs,
+    // it finds the operation completed (deferred_) and completes it.
+    o->deferred_ = true;
+    st.lock_.unlock();
+    return;
+  }
+  if (step_lost)
+  {
+    // The operation had come back (or never reached the kernel) and only
+    // its step was in the ring: finish what the step's completion would.
+    st.lock_.lock();
+    o->cancel_pending_ = false;
+    const bool deferred = o->deferred_;
+    st.lock_.unlock();
+    if (deferred)
+    {
+      o->set_func(o->complete_);
+      out.push(o);
+    }
+  }
+}
+
 // The step handed over from another thread, now on some runner's thread.
 void socket_op::cancel_step::do_start(scheduler* owner, operation* base)
 {

@@ -6,6 +6,7 @@
 #include <zokio/detail/uring/multishot_operation.hpp>
 #include <zokio/detail/uring/net_features.hpp>
 #include <zokio/detail/socket/ops/waitid_op.hpp>
+#include <zokio/detail/socket/socket_op.hpp>
 #include <zokio/provided_buffer_pool.hpp>
 
 #include "detail/sigpipe.hpp"
@@ -17,6 +18,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <new>
+#include <vector>
 #include <poll.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -262,6 +265,72 @@ void driver::renew()
   create_ring();
 }
 
+void driver::forked(io_operation* const* steps, std::size_t n, op_queue& out)
+{
+  // Lasting multishot requests, as if their last CQE came (their handlers
+  // start nothing on a retiring ring).
+  runner_.retiring_ = true;
+  while (multishot_operation* m = armed_)
+  {
+    armed_ = m->armed_next_;
+    if (armed_)
+      armed_->armed_prev_ = nullptr;
+    m->armed_prev_ = m->armed_next_ = nullptr;
+    m->in_kernel_ = false;
+    m->on_cqe(runner_, -ECANCELED, 0, out);
+  }
+  runner_.retiring_ = false;
+
+  for (std::size_t i = 0; i < n; ++i)
+    if (io_operation* step = steps[i]; step && step->in_kernel_ && step->runner_ == &runner_)
+    {
+      step->in_kernel_ = false;
+      step->result_ = -ECANCELED;
+      runner_.internal_ready_.push(step);
+    }
+
+  // Socket operations: collected first (socket_op::forked takes the
+  // socket's lock, which the visit holds).
+  std::vector<io_operation*> held;
+  struct collect
+  {
+    std::vector<io_operation*>* into;
+    bool complete = true;
+  } c{&held};
+  runner_.owner().for_each_held(runner_,
+      [](io_operation* op, void* arg) noexcept {
+        auto* c = static_cast<collect*>(arg);
+        try
+        {
+          c->into->push_back(op);
+        }
+        catch (...)
+        {
+          c->complete = false;
+        }
+      },
+      &c);
+  if (!c.complete)
+    throw std::bad_alloc();
+  for (io_operation* op : held)
+    socket_op::forked(static_cast<socket_op*>(op), out);
+
+  // Let go of the parent's objects: munmap and close only (the registered
+  // ring descriptor was the parent thread's, and io_uring_queue_exit's
+  // unregistering of it fails harmlessly in the child).
+  ring_.reset();
+  if (wake_fd_ >= 0)
+    ::close(wake_fd_);
+  wake_fd_ = -1;
+  in_flight_ = 0;
+  multishot_in_flight_ = 0;
+  wake_armed_ = false;
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0)
+    throw_errno(errno, "eventfd");
+  create_ring();
+}
+
 void driver::abandon() noexcept
 {
   // A read still in flight on the eventfd holds its own reference to the
@@ -319,6 +388,7 @@ void driver::prepare_sqe(io_operation* op, ::io_uring_sqe* sqe)
   ::io_uring_sqe_set_data(sqe, op);
   fill_sqe(op, sqe);
   ++in_flight_;
+  op->in_kernel_ = true;
   if (sqe->user_data & multishot_operation::tag)
   {
     ++multishot_in_flight_;
@@ -348,6 +418,7 @@ void driver::start_internal(io_operation* op)
   fill_sqe(op, sqe);
   ::io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(op) | internal_bit);
   ++in_flight_;
+  op->in_kernel_ = true;
 }
 
 void driver::cancel_internal(io_operation* op) noexcept
@@ -396,6 +467,7 @@ void driver::flush_backlog()
     fill_sqe(op, sqe);
     ::io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(op) | internal_bit);
     ++in_flight_;
+    op->in_kernel_ = true;
   }
   while (!backlog_.empty())
   {
@@ -469,6 +541,7 @@ std::size_t driver::reap(op_queue& out)
     if (data & internal_bit)
     {
       auto* op = reinterpret_cast<io_operation*>(data & ~internal_bit);
+      op->in_kernel_ = false;
       op->result_ = cqe->res;
       op->result_flags_ = 0;
       --in_flight_;
@@ -482,6 +555,7 @@ std::size_t driver::reap(op_queue& out)
       if (!(cqe->flags & IORING_CQE_F_MORE))
       {
         // Its last CQE: out of the ring (before on_cqe, which may arm it again).
+        m->in_kernel_ = false;
         --in_flight_;
         --multishot_in_flight_;
         if (m->lasting_)
@@ -500,6 +574,7 @@ std::size_t driver::reap(op_queue& out)
     }
     auto* op = reinterpret_cast<io_operation*>(data);
     --in_flight_;
+    op->in_kernel_ = false;
     if (op->req_.hints & (io_request::poll_then_retry | io_request::no_sigpipe))
       if (!transfer_outcome(op, cqe->res))
         continue;  // submitted again
@@ -676,10 +751,10 @@ bool driver::cancel_all(std::uint64_t tag) noexcept
   }
 
   // Before 5.19, one cancel per request. What can stay in a ring: the
-  // lasting multishot requests (armed_) and socket operations (the sockets
-  // know theirs, with their home runner). Everything else completes by
-  // itself (NOPs, cancel steps, file requests being made) or is taken out
-  // by its owner before (the Asio bridge's poll: idle_hook). An operation
+  // lasting multishot requests (armed_), socket operations (the sockets
+  // know theirs, with their home runner) and the idle hooks' internal
+  // steps (the Asio bridge's poll, the signal pipe read). Everything else
+  // completes by itself (NOPs, cancel steps, file requests being made). An operation
   // already reaped, or still in the backlog, answers -ENOENT: nothing else
   // is started on this thread meanwhile, so no other request can have its
   // address.
@@ -690,6 +765,18 @@ bool driver::cancel_all(std::uint64_t tag) noexcept
         static_cast<visit*>(arg)->cancel(reinterpret_cast<std::uintptr_t>(op));
       },
       &v);
+  struct own_steps
+  {
+    visit* v;
+    runner* here;
+  } steps{&v, &runner_};
+  runner_.owner().for_each_internal_step(
+      [](io_operation* step, void* arg) noexcept {
+        auto* s = static_cast<own_steps*>(arg);
+        if (step->runner_ == s->here && step->in_kernel_)
+          s->v->cancel(reinterpret_cast<std::uintptr_t>(step) | internal_bit);
+      },
+      &steps);
   return v.all;
 }
 

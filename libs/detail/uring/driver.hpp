@@ -131,6 +131,17 @@ public:
   // which belongs to the calling thread. Only with nothing in flight.
   void renew();
 
+  // A child after fork() (drv::forked): the ring and the eventfd were the
+  // parent's, and so is everything in the ring. They are let go without a
+  // request (unmapped and closed, which leaves the parent's ring as it is;
+  // the child never enters it) and replaced by new ones, which belong to
+  // the calling thread. What the old ring held: a lasting multishot
+  // request gets its last CQE (-ECANCELED) as on a retiring ring (an
+  // accept engine posts its request to be armed again), the internal steps
+  // of steps complete with -ECANCELED, and each socket operation linked
+  // to this runner goes through socket_op::forked. The backlog stays.
+  void forked(io_operation* const* steps, std::size_t n, op_queue& out);
+
   // The scheduler is destroyed with requests still in flight: the ring is
   // closed (the kernel cancels them) and the eventfd too; the runner and
   // the operations are never freed (the kernel may still write into them).

@@ -272,8 +272,9 @@ net_features probe()
     }
   }
 
-  // CANCEL_ANY on a ring with nothing in it: -ENOENT where the flag is
-  // known, -EINVAL where it is not.
+  // CANCEL_ANY: where the flag is known, the count of requests it
+  // cancelled (a probe above may have left one), or -ENOENT for none; where
+  // it is not, -EINVAL.
   // (CQEs of the probes above that are still unread are skipped.)
   if (::io_uring_sqe* sqe = ::io_uring_get_sqe(&ring))
   {
@@ -296,7 +297,7 @@ net_features probe()
           break;
       }
     const char* v = std::getenv("ZOKIO_URING_CANCEL_ANY");
-    f.cancel_any = res == -ENOENT && !(v && std::strcmp(v, "0") == 0);
+    f.cancel_any = (res >= 0 || res == -ENOENT) && !(v && std::strcmp(v, "0") == 0);
   }
 
   // Multishot accept: tried on a listening socket, not inferred from the

@@ -142,6 +142,15 @@ public:
 
   void shutdown() override;
 
+  // fork_child: every ring, poller and wake-up descriptor was the parent's.
+  // The child (one thread, the caller) replaces them; what they held is
+  // made again or completed (uring::driver::forget_after_fork,
+  // readiness::driver::reopen_after_fork). Runners of threads the child
+  // does not have are taken over by the next thread that runs the context.
+  // fork_prepare: on Linux's libkqueue, its pending frees are made first
+  // (kqueue_poller::before_fork). fork_parent: nothing.
+  void notify_fork(boost::asio::execution_context::fork_event event) override;
+
   int concurrency_hint() const noexcept { return concurrency_hint_; }
 
   // The backend every runner of this scheduler drives.
@@ -323,6 +332,12 @@ public:
     // completion for the runner's retirement to reap.
     virtual void retire_this_thread() noexcept = 0;
 
+    // The hook's internal step if it has one armed (in some runner's
+    // driver), else null: a child after fork() finds it there and completes
+    // it with -ECANCELED, since the kernel object it waited in was the
+    // parent's; its completion arms it again (notify_fork).
+    virtual io_operation* internal_step() noexcept { return nullptr; }
+
   protected:
     ~idle_hook() = default;
 
@@ -350,6 +365,15 @@ public:
   // socket's lock and must not take a lock. Any thread.
   using held_visitor = void (*)(io_operation* op, void* arg) noexcept;
   void for_each_held(runner& r, held_visitor f, void* arg) noexcept;
+
+  // f(step, arg) for the internal step of each idle hook that has one armed
+  // (idle_hook::internal_step), whichever driver holds it.
+  void for_each_internal_step(held_visitor f, void* arg) noexcept
+  {
+    for (idle_hook* h = idle_hooks_.load(std::memory_order_acquire); h; h = h->next_hook_)
+      if (io_operation* step = h->internal_step())
+        f(step, arg);
+  }
 
   // The socket service of the context registers itself (null when it is
   // destroyed, which happens before the scheduler's destruction).

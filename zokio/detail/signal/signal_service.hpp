@@ -96,6 +96,15 @@ public:
   // operations (their handlers are not invoked, as at Asio's shutdown).
   void shutdown() override;
 
+  // fork_child: the pipe read moves to the child's own pipe.
+  void notify_fork(boost::asio::execution_context::fork_event event) override;
+
+  // scheduler::idle_hook: the pipe read, for a child after fork.
+  io_operation* internal_step() noexcept override
+  {
+    return read_started_.load(std::memory_order_acquire) ? &read_ : nullptr;
+  }
+
   scheduler& owner() noexcept { return scheduler_; }
 
   set_state* create();

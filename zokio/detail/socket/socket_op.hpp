@@ -101,6 +101,16 @@ public:
   // its completion).
   static bool migrate(socket_op* o) noexcept;
 
+  // A child after fork(): the ring of o's home runner was the parent's and
+  // is gone (uring::driver::forget_after_fork); o is linked to a socket
+  // with that home. Single-threaded (the child has one thread). What the
+  // ring held is lost: an operation that was in it is made again in the
+  // child when it can be (as migrate: not being cancelled, needs no
+  // particular ring) and otherwise completes with operation_aborted; a
+  // cancel step that was in it is finished here. Operations to run go to
+  // out; nothing happens to one that had come back from the kernel.
+  static void forked(socket_op* o, op_queue& out) noexcept;
+
 protected:
   // kind: the request the operation makes; the rest of req_ is filled by
   // the concrete operation (buffers, flags) and by its start (descriptor).

@@ -1,3 +1,4 @@
+#include <cstdio>
 // libs/detail/sched/scheduler.cpp: run functions, runner assignment, wake-ups,
 // shutdown.
 #include <zokio/detail/sched/scheduler.hpp>
@@ -201,8 +202,11 @@ void scheduler::retire_this_thread() noexcept
 
 void scheduler::for_each_held(runner& r, held_visitor f, void* arg) noexcept
 {
-  if (socket_service* s = sockets_.load(std::memory_order_acquire))
-    s->for_each_held(r, f, arg);
+  // Looked up, not registered by the service: Asio may construct a second
+  // socket_service when two threads ask for the first at once, and destroy
+  // the one that lost. (Under the registry's lock; never on a hot path.)
+  if (boost::asio::has_service<socket_service>(context()))
+    boost::asio::use_service<socket_service>(context()).for_each_held(r, f, arg);
 }
 
 void scheduler::notify_fork(boost::asio::execution_context::fork_event event)

@@ -47,12 +47,10 @@ socket_service::socket_service(boost::asio::execution_context& ctx)
   : boost::asio::detail::execution_context_service_base<socket_service>(ctx),
     scheduler_(boost::asio::use_service<scheduler>(ctx))
 {
-  scheduler_.set_socket_service(this);
 }
 
 socket_service::~socket_service()
 {
-  scheduler_.set_socket_service(nullptr);
   // Accept engines whose requests were never reaped (their runner's thread
   // was still alive at shutdown): the kernel writes nothing into them, and
   // nobody reaps after this; free what they hold.

@@ -375,13 +375,6 @@ public:
         f(step, arg);
   }
 
-  // The socket service of the context registers itself (null when it is
-  // destroyed, which happens before the scheduler's destruction).
-  void set_socket_service(socket_service* s) noexcept
-  {
-    sockets_.store(s, std::memory_order_release);
-  }
-
 private:
   enum run_mode { mode_run, mode_run_one, mode_poll, mode_poll_one };
 
@@ -537,7 +530,6 @@ private:
   inject_queue_type background_;  // background class
   inject_queue_type internal_;    // internal steps (post_internal), not counted as work
   std::atomic<idle_hook*> idle_hooks_{nullptr};  // see add_idle_hook
-  std::atomic<socket_service*> sockets_{nullptr}; // see set_socket_service
 
   // Every runner ever created, newest first. Runners are never removed before
   // the scheduler is destroyed, so wakers walk the list without a lock.

@@ -200,6 +200,43 @@ int wait_child(pid_t pid)
   return -1;
 }
 
+// Forks with notify_fork on ctx around it. The child closes
+// close_in_child, and child(port_fd), which serves and writes its port to
+// port_fd, gives its exit status (21 if it throws; it leaves with _exit,
+// not through the parent's destructors). The parent gets the child's pid
+// (or -1) and the port it wrote (0 if none came).
+template <typename Context, typename Child>
+pid_t fork_server(Context& ctx, int close_in_child, Child child, unsigned short& child_port)
+{
+  child_port = 0;
+  int port_pipe[2];
+  if (::pipe2(port_pipe, O_CLOEXEC) != 0)
+    return -1;
+  ctx.notify_fork(asio::execution_context::fork_prepare);
+  pid_t pid = ::fork();
+  if (pid == 0)
+  {
+    ::close(close_in_child);
+    ::close(port_pipe[0]);
+    int status = 21;
+    try
+    {
+      ctx.notify_fork(asio::execution_context::fork_child);
+      status = child(port_pipe[1]);
+    }
+    catch (...)
+    {
+    }
+    ::_exit(status);
+  }
+  ctx.notify_fork(asio::execution_context::fork_parent);
+  ::close(port_pipe[1]);
+  if (pid > 0 && !read_port(port_pipe[0], child_port))
+    child_port = 0;
+  ::close(port_pipe[0]);
+  return pid;
+}
+
 // The child's part of the cases below: closes what it inherited (the
 // pending accept and read complete there with operation_aborted), serves
 // two verified clients on an acceptor of its own, made on ctx_ex's context,
@@ -251,32 +288,13 @@ BOOST_AUTO_TEST_CASE(io_context_child_serves_while_the_parent_keeps_serving)
   ctx.restart();
   ctx.run_for(20ms);
 
-  int port_pipe[2];
-  BOOST_TEST_REQUIRE(::pipe2(port_pipe, O_CLOEXEC) == 0);
-  ctx.notify_fork(asio::execution_context::fork_prepare);
-  pid_t pid = ::fork();
-  BOOST_TEST_REQUIRE(pid >= 0);
-  if (pid == 0)
-  {
-    ::close(c1);
-    int status = 20;
-    try
-    {
-      ctx.notify_fork(asio::execution_context::fork_child);
-      status = child_serves(ctx.get_executor(), srv, port_pipe[1],
-          [&](auto done) { return run_until(ctx, done); });
-    }
-    catch (...)
-    {
-      status = 21;
-    }
-    ::_exit(status);
-  }
-  ctx.notify_fork(asio::execution_context::fork_parent);
-  ::close(port_pipe[1]);
   unsigned short child_port = 0;
-  BOOST_TEST_REQUIRE(read_port(port_pipe[0], child_port));
-  ::close(port_pipe[0]);
+  pid_t pid = fork_server(ctx, c1, [&](int port_fd) {
+    return child_serves(ctx.get_executor(), srv, port_fd,
+        [&](auto done) { return run_until(ctx, done); });
+  }, child_port);
+  BOOST_TEST_REQUIRE(pid > 0);
+  BOOST_TEST_REQUIRE(child_port != 0);
 
   std::atomic<int> done{0};
   std::atomic<int> good{0};
@@ -318,43 +336,23 @@ BOOST_AUTO_TEST_CASE(thread_pool_forks_and_the_child_uses_a_new_context)
   BOOST_TEST_REQUIRE(c1 >= 0);
   BOOST_TEST_REQUIRE(echo_rounds(c1, 10, 6));
 
-  int port_pipe[2];
-  BOOST_TEST_REQUIRE(::pipe2(port_pipe, O_CLOEXEC) == 0);
-  pool.notify_fork(asio::execution_context::fork_prepare);
-  pid_t pid = ::fork();
-  BOOST_TEST_REQUIRE(pid >= 0);
-  if (pid == 0)
-  {
-    ::close(c1);
-    int status = 20;
-    try
-    {
-      pool.notify_fork(asio::execution_context::fork_child);
-      // The pool's own acceptor is left alone (its workers are the
-      // parent's); the child's server runs on a context of its own.
-      sessions_ended = 0;
-      zokio::io_context ctx;
-      echo_server<zokio::io_context::executor_type> own(ctx.get_executor());
-      own.accept();
-      unsigned short port = own.port();
-      if (::write(port_pipe[1], &port, sizeof(port)) != sizeof(port))
-        status = 10;
-      else if (!run_until(ctx, [&] { return sessions_ended.load() >= 2; }))
-        status = 11;
-      else
-        status = 0;
-    }
-    catch (...)
-    {
-      status = 21;
-    }
-    ::_exit(status);  // not ~thread_pool: the child has none of its threads
-  }
-  pool.notify_fork(asio::execution_context::fork_parent);
-  ::close(port_pipe[1]);
   unsigned short child_port = 0;
-  BOOST_TEST_REQUIRE(read_port(port_pipe[0], child_port));
-  ::close(port_pipe[0]);
+  pid_t pid = fork_server(pool, c1, [](int port_fd) {
+    // The pool's own acceptor is left alone (its workers are the
+    // parent's); the child's server runs on a context of its own.
+    sessions_ended = 0;
+    zokio::io_context ctx;
+    echo_server<zokio::io_context::executor_type> own(ctx.get_executor());
+    own.accept();
+    unsigned short port = own.port();
+    if (::write(port_fd, &port, sizeof(port)) != sizeof(port))
+      return 10;
+    if (!run_until(ctx, [&] { return sessions_ended.load() >= 2; }))
+      return 11;
+    return 0;
+  }, child_port);
+  BOOST_TEST_REQUIRE(pid > 0);
+  BOOST_TEST_REQUIRE(child_port != 0);
 
   std::atomic<int> good{0};
   std::vector<std::thread> clients;

@@ -156,7 +156,7 @@ public:
   // io_uring driver: the request is in the ring (SQE prepared, its last CQE
   // not reaped). Owner thread only. A child after fork() reads it to tell
   // what the parent's rings held (lost to the child) from what had come
-  // back (uring::driver::forget_after_fork).
+  // back (uring::driver::forked).
   bool in_kernel_ = false;
 
   // The runner whose driver holds the operation (set by runner::start).

@@ -1,4 +1,3 @@
-#include <cstdio>
 // libs/detail/sched/scheduler.cpp: run functions, runner assignment, wake-ups,
 // shutdown.
 #include <zokio/detail/sched/scheduler.hpp>

@@ -709,15 +709,15 @@ std::size_t driver::evacuate(op_queue& out) noexcept
 
 bool driver::cancel_all(std::uint64_t tag) noexcept
 {
-  ::io_uring* ring = ring_->get();
   struct visit
   {
     ::io_uring* ring;
     bool all = true;
 
-    // One cancel naming user_data (IORING_OP_ASYNC_CANCEL, linux 5.5), its
-    // CQE ignored. A full queue is handed to the kernel once first.
-    void cancel(std::uint64_t user_data) noexcept
+    // One IORING_OP_ASYNC_CANCEL (linux 5.5) with flags, its CQE tagged
+    // cqe_tag. A full queue is handed to the kernel once first.
+    void cancel(std::uint64_t user_data, unsigned flags = 0,
+        std::uint64_t cqe_tag = ignore_tag) noexcept
     {
       ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
       if (sqe == nullptr)
@@ -730,32 +730,23 @@ bool driver::cancel_all(std::uint64_t tag) noexcept
         all = false;
         return;
       }
-      ::io_uring_prep_cancel64(sqe, user_data, 0);
-      ::io_uring_sqe_set_data64(sqe, ignore_tag);
+      ::io_uring_prep_cancel64(sqe, user_data, flags);
+      ::io_uring_sqe_set_data64(sqe, cqe_tag);
     }
-  } v{ring};
+  } v{ring_->get()};
 
   if (features().cancel_any)
   {
-    ::io_uring_sqe* sqe = ::io_uring_get_sqe(ring);
-    if (sqe == nullptr)
-    {
-      ::io_uring_submit(ring);
-      sqe = ::io_uring_get_sqe(ring);
-    }
-    if (sqe == nullptr)
-      return false;
-    ::io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-    ::io_uring_sqe_set_data64(sqe, tag);
-    return true;
+    v.cancel(0, IORING_ASYNC_CANCEL_ANY, tag);
+    return v.all;
   }
 
   // Before 5.19, one cancel per request. What can stay in a ring: the
   // lasting multishot requests (armed_), socket operations (the sockets
   // know theirs, with their home runner) and the idle hooks' internal
   // steps (the Asio bridge's poll, the signal pipe read). Everything else
-  // completes by itself (NOPs, cancel steps, file requests being made). An operation
-  // already reaped, or still in the backlog, answers -ENOENT: nothing else
+  // completes by itself (NOPs, cancel steps, file requests being made). An
+  // operation already reaped, or still in the backlog, answers -ENOENT: nothing else
   // is started on this thread meanwhile, so no other request can have its
   // address.
   for (multishot_operation* m = armed_; m; m = m->armed_next_)

@@ -113,8 +113,6 @@
 namespace zokio {
 namespace detail {
 
-class socket_service;
-
 // The runner of the innermost run function on this thread, or null.
 inline thread_local runner* current_runner = nullptr;
 
@@ -144,8 +142,8 @@ public:
 
   // fork_child: every ring, poller and wake-up descriptor was the parent's.
   // The child (one thread, the caller) replaces them; what they held is
-  // made again or completed (uring::driver::forget_after_fork,
-  // readiness::driver::reopen_after_fork). Runners of threads the child
+  // made again or completed (uring::driver::forked,
+  // readiness::driver::forked). Runners of threads the child
   // does not have are taken over by the next thread that runs the context.
   // fork_prepare: on Linux's libkqueue, its pending frees are made first
   // (kqueue_poller::before_fork). fork_parent: nothing.

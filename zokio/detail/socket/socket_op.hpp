@@ -102,7 +102,7 @@ public:
   static bool migrate(socket_op* o) noexcept;
 
   // A child after fork(): the ring of o's home runner was the parent's and
-  // is gone (uring::driver::forget_after_fork); o is linked to a socket
+  // is gone (uring::driver::forked); o is linked to a socket
   // with that home. Single-threaded (the child has one thread). What the
   // ring held is lost: an operation that was in it is made again in the
   // child when it can be (as migrate: not being cancelled, needs no

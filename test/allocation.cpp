@@ -421,6 +421,39 @@ BOOST_AUTO_TEST_CASE(provided_buffer_echo_allocates_nothing)
   BOOST_TEST(count == rounds);
 }
 
+BOOST_AUTO_TEST_CASE(receive_loop_echo_allocates_nothing)
+{
+  // The echo side is one async_receive_each loop (its receive lives in the
+  // loop) writing each chunk back; no allocation per chunk.
+  zokio::io_context ctx;
+  auto [a, b] = socket_pair(ctx);
+  zokio::provided_buffer_pool buffers(ctx, 256, 8);
+  long at_start = 0;
+  int count = 0;
+  constexpr int rounds = 20000;
+  b.async_receive_each(buffers, [&b = b](boost::system::error_code ec, zokio::provided_buffer buf) {
+    if (ec)
+      return;
+    auto data = buf.buffer();
+    asio::async_write(b, data, [buf = std::move(buf)](boost::system::error_code, std::size_t) {});
+  });
+  asio::co_spawn(ctx, [&, &a = a, &b = b]() -> asio::awaitable<void> {
+    char msg[100] = {9}, got[100];
+    for (int i = 0; i < rounds; ++i)
+    {
+      if (i == warm_up)
+        at_start = allocations.load();
+      co_await asio::async_write(a, asio::buffer(msg), asio::use_awaitable);
+      co_await asio::async_read(a, asio::buffer(got), asio::use_awaitable);
+      ++count;
+    }
+    BOOST_TEST(allocations.load() - at_start == 0);
+    b.close(); // ends the loop
+  }, asio::detached);
+  ctx.run();
+  BOOST_TEST(count == rounds);
+}
+
 BOOST_AUTO_TEST_CASE(use_future_coroutine_loop_allocates_nothing)
 {
   // co_await of zokio futures: the shared state, the timer wait and the

@@ -53,6 +53,22 @@ BOOST_AUTO_TEST_CASE(echo_server_and_client)
   BOOST_TEST(server.wait() == 0);
 }
 
+// The receive-loop echo server: the client checks every byte it gets back.
+BOOST_AUTO_TEST_CASE(echo_server_each_and_client)
+{
+  child server({program("echo_server_each"), "0", "40"});
+  unsigned short port = zokio_test::port_from(server.read_line());
+  BOOST_TEST_REQUIRE(port != 0);
+  for (int run = 0; run < 2; ++run)
+  {
+    child client({program("echo_client"), "127.0.0.1", std::to_string(port), "20", "50", "1000"});
+    std::string summary = client.read_line();
+    BOOST_TEST_MESSAGE(summary);
+    BOOST_TEST(client.wait() == 0);
+  }
+  BOOST_TEST(server.wait() == 0);
+}
+
 // The same server and client where io_uring is refused by a seccomp filter
 // (Docker's and containerd's default profiles answer EPERM): a child process
 // installs the filter, which the programs it starts inherit; both must run on

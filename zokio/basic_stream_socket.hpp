@@ -274,6 +274,60 @@ public:
         initiate_async_receive_provided(this), token, &pool, flags);
   }
 
+  /// Receives into buffers of pool until an error, calling handler for every
+  /// chunk of data as it arrives.
+  /**
+   * A receive that stays armed: the handler is stored once, for the whole
+   * loop, and called as
+   * @code void handler(boost::system::error_code ec, zokio::provided_buffer b) @endcode
+   * once per chunk (ec success, b holding the bytes), in the order received,
+   * and then once more with the error that ends the loop (b empty):
+   * boost::asio::error::eof at the end of the stream,
+   * boost::asio::error::operation_aborted after cancel(), close() or a
+   * cancellation through the handler's slot, boost::asio::error::no_buffer_space
+   * when every buffer of the pool is held (the data stays in the socket: start
+   * a new loop once buffers are released), already_started if the socket
+   * runs a loop already, or the socket's error. Nothing received is lost:
+   * chunks received before a cancellation are delivered before it.
+   *
+   * The handler must be callable more than once (an lvalue call per chunk;
+   * the last call is made on an rvalue, after the loop's memory has been
+   * freed, so that handler may start a new loop). It is never called inside
+   * this function, never twice at once, and never for the next chunk before
+   * it has returned from the previous one; each call is made as if posted
+   * (on a thread that runs the context, or through the handler's associated
+   * executor). Its associated allocator provides the loop's memory. While the
+   * loop runs, it counts as outstanding work of the context.
+   *
+   * Where the kernel has buffer rings, a loop waiting for data holds no
+   * buffer (see provided_buffer_pool). The pool must outlive the loop.
+   * Completion tokens other than a handler do not apply: a token completes
+   * once (use async_receive_provided for one chunk at a time).
+   *
+   * @par Per-Operation Cancellation
+   * Supports terminal, partial and total cancellation: the loop ends with
+   * operation_aborted.
+   */
+  template <typename ReceiveHandler>
+    requires std::is_invocable_v<std::decay_t<ReceiveHandler>&, boost::system::error_code,
+        provided_buffer>
+  void async_receive_each(provided_buffer_pool& pool, ReceiveHandler&& handler)
+  {
+    async_receive_each(pool, socket_base::message_flags(0),
+        std::forward<ReceiveHandler>(handler));
+  }
+
+  /// As above, with flags (MSG_PEEK is not meaningful here).
+  template <typename ReceiveHandler>
+    requires std::is_invocable_v<std::decay_t<ReceiveHandler>&, boost::system::error_code,
+        provided_buffer>
+  void async_receive_each(provided_buffer_pool& pool, socket_base::message_flags flags,
+      ReceiveHandler&& handler)
+  {
+    std::decay_t<ReceiveHandler> h(std::forward<ReceiveHandler>(handler));
+    this->service_->async_receive_each(this->impl_.state_, pool, flags, h, this->executor_);
+  }
+
   /// Writes some data, blocking until some has been written.
   template <typename ConstBufferSequence>
   std::size_t write_some(const ConstBufferSequence& buffers)

@@ -746,6 +746,12 @@ def catalogue(mode):
         Row("idle memory per connection, provided buffers", "idle_memory_provided",
             "bytes_per_conn", "bytes/conn")],
         runtimes=("zokio",), name="idle_memory_provided", server_args=["--provided", "64"]))
+    # The same pool, each session one async_receive_each loop (--each 1): a
+    # handler stored once instead of an operation per receive.
+    ex.append(IdleMemoryExperiment(pick(200, 2_000, 10_000), [
+        Row("idle memory per connection, receive loop", "idle_memory_each",
+            "bytes_per_conn", "bytes/conn")],
+        runtimes=("zokio",), name="idle_memory_each", server_args=["--provided", "64", "--each", "1"]))
     # Echo first, memory-hungry work last: after timer_storm has faulted in and
     # freed a few GB, loopback TCP on this virtual machine runs several times
     # slower for minutes (the host takes the freed pages back and hands them

@@ -157,6 +157,10 @@ void socket_service::reclaim_unopened(socket_state* st) noexcept
 
 void socket_service::reclaim(socket_state* st) noexcept
 {
+  // A loop that ends after this finds the entry gone (receive_loop_base::end).
+  st->lock_.lock();
+  st->recv_loop_ = nullptr;
+  st->lock_.unlock();
   if (accept_engine* e = st->accept_)
   {
     st->accept_ = nullptr;
@@ -261,6 +265,7 @@ socket_state* socket_service::assign(int fd, bool stream, boost::system::error_c
   st->lock_.lock();
   st->open_ = true;
   st->ops_ = nullptr;
+  st->recv_loop_ = nullptr;
   st->lock_.unlock();
   ec = boost::system::error_code();
   return st;
@@ -279,6 +284,8 @@ void socket_service::close(socket_state*& st, boost::system::error_code& ec,
   multishot_operation* stop = nullptr;
   s->lock_.lock();
   s->open_ = false;
+  if (s->recv_loop_)
+    s->recv_loop_->mark_stop();
   for (socket_op* o = s->ops_; o; o = o->link_next_)
     if (io_operation* step = o->request_cancel())
       steps.push(step);
@@ -326,10 +333,29 @@ void socket_service::cancel(socket_state* st) noexcept
     return;
   op_queue steps;
   st->lock_.lock();
+  if (st->recv_loop_)
+    st->recv_loop_->mark_stop();
   for (socket_op* o = st->ops_; o; o = o->link_next_)
     if (io_operation* step = o->request_cancel())
       steps.push(step);
   st->lock_.unlock();
+  dispatch_all(scheduler_, steps);
+}
+
+void socket_service::cancel_receive_loop(socket_state& st, receive_loop_base* key) noexcept
+{
+  op_queue steps;
+  st.lock_.lock();
+  if (st.recv_loop_ == key)
+  {
+    key->mark_stop();
+    // The loop's receive carries the loop's address as its key.
+    for (socket_op* o = st.ops_; o; o = o->link_next_)
+      if (o->cancellation_key_ == key)
+        if (io_operation* step = o->request_cancel())
+          steps.push(step);
+  }
+  st.lock_.unlock();
   dispatch_all(scheduler_, steps);
 }
 

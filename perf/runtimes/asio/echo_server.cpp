@@ -3,7 +3,7 @@
 // (PERF_ASIO_SOCKETS), keeps Asio's own sockets (boost::asio::ip::tcp) and
 // only swaps the context for zokio::io_context.
 //
-//   echo_server --port P [--buf BYTES] [--threads T [--pool 1]] [--provided N]
+//   echo_server --port P [--buf BYTES] [--threads T [--pool 1]] [--provided N [--each 1]]
 //
 // The idiomatic callback form: an accept loop, and per connection a session
 // that reads what is there (async_read_some into its own buffer) and writes it
@@ -15,7 +15,10 @@
 // into a zokio::provided_buffer_pool of N buffers of --buf bytes, shared by
 // all connections, so an idle connection holds no buffer (with the kernel's
 // buffer rings; see zokio/provided_buffer_pool.hpp). A session then owns
-// only its socket.
+// only its socket. With --each 1 a session receives with one
+// async_receive_each loop (a handler stored once, called per chunk) instead
+// of one async_receive_provided per message; writes are async_write as in
+// the other modes.
 //
 // SIGTERM or SIGINT stops the context; the server then prints the context's
 // statistics as one JSON object on stdout ({} for Asio) and exits.
@@ -100,13 +103,70 @@ private:
   tcp::socket socket_;
   zokio::provided_buffer_pool& pool_;
 };
+
+// The session of --each: one receive loop for the connection's life. A chunk
+// that arrives while the previous one is being written waits in backlog_
+// (writes keep their order); the session deletes itself once the loop has
+// ended and no write is in flight.
+class each_session {
+public:
+  each_session(tcp::socket socket, zokio::provided_buffer_pool& pool)
+      : socket_(std::move(socket)), pool_(pool) {}
+
+  void start() {
+    socket_.async_receive_each(pool_, [this](boost::system::error_code ec, zokio::provided_buffer b) {
+      on_chunk(ec, std::move(b));
+    });
+  }
+
+private:
+  void on_chunk(boost::system::error_code ec, zokio::provided_buffer b) {
+    if (ec == perf::asio::error::no_buffer_space) {
+      // Every buffer is in use: start a new loop after the handlers queued now.
+      return perf::asio::post(socket_.get_executor(), [this] { start(); });
+    }
+    if (ec) {
+      ended_ = true;
+      if (!writing_) delete this;
+      return;
+    }
+    if (writing_) return backlog_.push_back(std::move(b));
+    write(std::move(b));
+  }
+  void write(zokio::provided_buffer b) {
+    writing_ = true;
+    auto data = b.buffer();
+    perf::asio::async_write(socket_, data,
+                            [this, b = std::move(b)](boost::system::error_code ec, std::size_t) mutable {
+                              b.release();
+                              writing_ = false;
+                              if (ec) {
+                                backlog_.clear();
+                                socket_.close(ec);  // ends the loop
+                              } else if (!backlog_.empty()) {
+                                zokio::provided_buffer next = std::move(backlog_.front());
+                                backlog_.erase(backlog_.begin());
+                                return write(std::move(next));
+                              }
+                              if (ended_) delete this;
+                            });
+  }
+
+  tcp::socket socket_;
+  zokio::provided_buffer_pool& pool_;
+  std::vector<zokio::provided_buffer> backlog_;
+  bool writing_ = false;
+  bool ended_ = false;
+};
 #endif
 
 class server {
 public:
   template <class Context>
-  server(Context& ctx, unsigned short port, std::size_t buf, std::size_t provided = 0)
-      : acceptor_(ctx, tcp::endpoint(perf::asio::ip::make_address("127.0.0.1"), port)), buf_(buf) {
+  server(Context& ctx, unsigned short port, std::size_t buf, std::size_t provided = 0,
+         bool each = false)
+      : acceptor_(ctx, tcp::endpoint(perf::asio::ip::make_address("127.0.0.1"), port)), buf_(buf),
+        each_(each) {
 #if defined(PERF_PROVIDED_BUFFERS)
     if (provided) pool_.emplace(ctx, buf, provided);
 #else
@@ -121,6 +181,10 @@ private:
       if (!ec) {
         socket.set_option(tcp::no_delay(true), ec);
 #if defined(PERF_PROVIDED_BUFFERS)
+        if (pool_ && each_) {
+          (new each_session(std::move(socket), *pool_))->start();
+          return accept();
+        }
         if (pool_) {
           std::make_shared<provided_session>(std::move(socket), *pool_)->start();
           return accept();
@@ -136,6 +200,7 @@ private:
 
   tcp::acceptor acceptor_;
   std::size_t buf_;
+  bool each_;
 #if defined(PERF_PROVIDED_BUFFERS)
   std::optional<zokio::provided_buffer_pool> pool_;
 #endif
@@ -148,6 +213,8 @@ int main(int argc, char** argv) {
   const auto port = static_cast<unsigned short>(o.num("port", 7000));
   const auto buf = std::size_t(o.num("buf", 4096));
   const auto provided = std::size_t(o.num("provided", 0));
+  const bool each = o.num("each", 0) != 0;
+  if (each && provided == 0) throw std::runtime_error("--each needs --provided N");
 
   // Signals are taken by a helper thread (sigwait) that posts the stop; every
   // other thread has them blocked.
@@ -162,7 +229,7 @@ int main(int argc, char** argv) {
     // The pool's workers run from construction; the main thread waits for
     // the signal and stops it.
     rt::thread_pool pool(threads);
-    server s(pool, port, buf, provided);
+    server s(pool, port, buf, provided, each);
     std::fprintf(stderr, "%s echo server on 127.0.0.1:%u (pool of %u)\n", perf::runtime_name, port,
                  threads);
     int sig = 0;
@@ -175,7 +242,7 @@ int main(int argc, char** argv) {
   }
 
   rt::io_context ctx;
-  server s(ctx, port, buf, provided);
+  server s(ctx, port, buf, provided, each);
   auto guard = perf::asio::make_work_guard(ctx);
   std::thread stopper([&] {
     int sig = 0;

@@ -28,6 +28,7 @@
 #include <zokio/detail/socket/ops/transfer_op.hpp>
 #include <zokio/detail/socket/ops/waitid_op.hpp>
 #include <zokio/detail/socket/descriptor_io.hpp>
+#include <zokio/detail/socket/receive_loop.hpp>
 #include <zokio/detail/bound_handler.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
 #include <zokio/detail/socket/socket_state.hpp>
@@ -111,6 +112,10 @@ public:
   // Cancels the operation whose cancellation key is key. Any thread.
   void cancel_by_key(socket_state& st, void* key) noexcept;
 
+  // Ends the receive loop key if st still runs it (its cancellation slot).
+  // Any thread.
+  void cancel_receive_loop(socket_state& st, receive_loop_base* key) noexcept;
+
   // Returns a drained state to the pool, closing its descriptor unless it
   // was released.
   void reclaim(socket_state* st) noexcept;
@@ -146,6 +151,15 @@ public:
     if (st == nullptr)
       return o->complete_now(scheduler_, -EBADF);
     start(o, st, slot);
+  }
+
+  // Receives into buffers of pool until an error, calling the handler for
+  // each chunk (receive_loop.hpp).
+  template <typename Handler, typename IoExecutor>
+  void async_receive_each(socket_state* st, provided_buffer_pool& pool, int flags,
+      Handler& handler, const IoExecutor& io_ex)
+  {
+    receive_loop<Handler, IoExecutor>::start(*this, scheduler_, st, pool, flags, handler, io_ex);
   }
 
   template <typename MutableBufferSequence, typename Endpoint, typename Handler,
@@ -359,6 +373,8 @@ public:
   }
 
 private:
+  friend class receive_loop_base;
+
   template <typename Slot>
   void start(socket_op* o, socket_state* st, Slot& slot)
   {

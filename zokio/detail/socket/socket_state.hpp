@@ -27,6 +27,7 @@ namespace zokio {
 namespace detail {
 
 class accept_engine;
+class receive_loop_base;
 class socket_op;
 class socket_service;
 
@@ -92,6 +93,10 @@ public:
   // Under lock_: the multishot accept engine of an acceptor (null until its
   // first accept that uses it; accept_engine.hpp). Freed by reclaim.
   accept_engine* accept_ = nullptr;
+
+  // Under lock_: the receive loop running on the socket (async_receive_each;
+  // receive_loop.hpp), or null. close() and cancel() mark it to stop.
+  receive_loop_base* recv_loop_ = nullptr;
 
   // Receive hint: the last receive left the socket empty, so the next one
   // may wait for data before trying (io_request::poll_first). Any thread;

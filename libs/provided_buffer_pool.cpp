@@ -12,6 +12,7 @@
 #include <zokio/provided_buffer_pool.hpp>
 
 #include <zokio/detail/sched/runner.hpp>
+#include <zokio/detail/socket/receive_loop.hpp>
 #include <zokio/detail/sched/scheduler.hpp>
 #include <zokio/detail/uring/net_features.hpp>
 
@@ -67,9 +68,11 @@ provided_buffer_pool::provided_buffer_pool(detail::scheduler& s, std::size_t buf
     // Plain new[] (not the nothrow form): programs that replace the global
     // allocation functions often replace only the ordinary ones.
     next_ = new std::atomic<std::uint32_t>[count];
+    lengths_ = new std::uint32_t[count];
   }
   catch (const std::bad_alloc&)
   {
+    delete[] next_;
     ::munmap(data_, data_bytes_);
     throw boost::system::system_error(boost::asio::error::no_memory,
         "zokio::provided_buffer_pool");
@@ -100,6 +103,7 @@ provided_buffer_pool::~provided_buffer_pool()
     ::munmap(data_, data_bytes_);
   }
   delete[] next_;
+  delete[] lengths_;
 }
 
 detail::runner* provided_buffer_pool::bind(detail::runner* here) noexcept
@@ -204,9 +208,61 @@ void provided_buffer_pool::give_back(std::uint32_t id) noexcept
     // The home thread is the ring's only producer: straight back to the kernel.
     add_to_ring(id);
     ::io_uring_buf_ring_advance(ring_, 1);
+  }
+  else
+  {
+    push_returned(id);
+  }
+  // After the buffer is available (see waiting_).
+  returns_.fetch_add(1, std::memory_order_seq_cst);
+  if (waiting_.load(std::memory_order_seq_cst))
+    wake_one();
+}
+
+bool provided_buffer_pool::park(detail::receive_loop_base* l, std::uint32_t epoch) noexcept
+{
+  {
+    std::lock_guard<std::mutex> lock(wait_mutex_);
+    detail::receive_loop_base::wait_next(l) = waiters_;
+    waiters_ = l;
+    waiting_.store(true, std::memory_order_seq_cst);
+  }
+  if (returns_.load(std::memory_order_seq_cst) == epoch)
+    return true;
+  // A buffer came back since the loop's request was made: it tries again
+  // (unless a give_back has resumed it meanwhile, which is the same).
+  return !unpark(l);
+}
+
+bool provided_buffer_pool::unpark(detail::receive_loop_base* l) noexcept
+{
+  std::lock_guard<std::mutex> lock(wait_mutex_);
+  for (detail::receive_loop_base** p = &waiters_; *p; p = &detail::receive_loop_base::wait_next(*p))
+  {
+    if (*p == l)
+    {
+      *p = detail::receive_loop_base::wait_next(l);
+      if (waiters_ == nullptr)
+        waiting_.store(false, std::memory_order_seq_cst);
+      return true;
+    }
+  }
+  return false;
+}
+
+void provided_buffer_pool::wake_one() noexcept
+{
+  std::lock_guard<std::mutex> lock(wait_mutex_);
+  detail::receive_loop_base* l = waiters_;
+  if (l == nullptr)
+  {
+    waiting_.store(false, std::memory_order_seq_cst);
     return;
   }
-  push_returned(id);
+  waiters_ = detail::receive_loop_base::wait_next(l);
+  if (waiters_ == nullptr)
+    waiting_.store(false, std::memory_order_seq_cst);
+  detail::receive_loop_base::resume(l);  // under the mutex: see unpark
 }
 
 } // namespace zokio

@@ -284,11 +284,12 @@ public:
    * and then once more with the error that ends the loop (b empty):
    * boost::asio::error::eof at the end of the stream,
    * boost::asio::error::operation_aborted after cancel(), close() or a
-   * cancellation through the handler's slot, boost::asio::error::no_buffer_space
-   * when every buffer of the pool is held (the data stays in the socket: start
-   * a new loop once buffers are released), already_started if the socket
-   * runs a loop already, or the socket's error. Nothing received is lost:
-   * chunks received before a cancellation are delivered before it.
+   * cancellation through the handler's slot, already_started if the socket
+   * runs a loop already, or the socket's error. When every buffer of the
+   * pool is held, the loop waits (the data stays in the socket) and goes on
+   * as buffers are released: it does not end for want of buffers. Nothing
+   * received is lost: chunks received before a cancellation are delivered
+   * before it.
    *
    * The handler must be callable more than once (an lvalue call per chunk;
    * the last call is made on an rvalue, after the loop's memory has been
@@ -299,8 +300,11 @@ public:
    * executor). Its associated allocator provides the loop's memory. While the
    * loop runs, it counts as outstanding work of the context.
    *
-   * Where the kernel has buffer rings, a loop waiting for data holds no
-   * buffer (see provided_buffer_pool). The pool must outlive the loop.
+   * Where the kernel has multishot receive (6.0) and the pool is a kernel
+   * buffer ring, the loop is one multishot request: a connection waiting
+   * for data holds no buffer and no operation object, and chunks cost no
+   * submission. Elsewhere it makes one receive at a time (built in the
+   * loop: no allocation per chunk). The pool must outlive the loop.
    * Completion tokens other than a handler do not apply: a token completes
    * once (use async_receive_provided for one chunk at a time).
    *

@@ -23,6 +23,7 @@ namespace zokio {
 namespace detail {
 class scheduler;
 class runner;
+class receive_loop_base;
 } // namespace detail
 
 class provided_buffer_pool;
@@ -230,6 +231,46 @@ public:
   // Gives buffer id back. Any thread.
   void give_back(std::uint32_t id) noexcept;
 
+  // Home runner's thread, kernel mode: puts the buffers released on other
+  // threads back in the kernel's ring; true if there were any.
+  bool refill() noexcept
+  {
+    if (!ring_mode_ || returned_.load(std::memory_order_relaxed) == nil)
+      return false;
+    drain_returned();
+    return true;
+  }
+
+  // Receive loops (zokio/detail/socket/receive_loop.hpp): buffers the
+  // kernel filled that no handler has seen yet wait in a list linked
+  // through their records (next_, free while a buffer is held), with their
+  // lengths. Under the loop's socket lock.
+  void set_pending(std::uint32_t id, std::uint32_t length) noexcept
+  {
+    lengths_[id] = length;
+    next_[id].store(nil, std::memory_order_relaxed);
+  }
+  void link_pending(std::uint32_t id, std::uint32_t next) noexcept
+  {
+    next_[id].store(next, std::memory_order_relaxed);
+  }
+  std::uint32_t pending_next(std::uint32_t id) const noexcept
+  {
+    return next_[id].load(std::memory_order_relaxed);
+  }
+  std::uint32_t pending_length(std::uint32_t id) const noexcept { return lengths_[id]; }
+
+  // Receive loops waiting for a buffer (the pool was dry for them). Any
+  // thread. returns() counts the buffers given back so far; park(l, epoch)
+  // puts l on the waiting list unless a buffer has come back since epoch
+  // (then false: l is not listed, try again). A listed loop is resumed
+  // (receive_loop_base::resume, under the list's mutex) when a buffer comes
+  // back, one loop per buffer. unpark takes l off the list if it is there;
+  // after it, no resume touches l.
+  std::uint32_t returns() const noexcept { return returns_.load(std::memory_order_seq_cst); }
+  bool park(detail::receive_loop_base* l, std::uint32_t epoch) noexcept;
+  bool unpark(detail::receive_loop_base* l) noexcept;
+
   static constexpr std::uint32_t nil = 0xffffffffu;
 
 private:
@@ -262,6 +303,21 @@ private:
   // mode it is the free list.
   std::atomic<std::uint32_t>* next_ = nullptr;
   std::atomic<std::uint32_t> returned_{nil};
+
+  // Per buffer: the length of a pending chunk (see set_pending).
+  std::uint32_t* lengths_ = nullptr;
+
+  // Waiting receive loops (park), linked through their wait_next_, under
+  // wait_mutex_. waiting_ says the list may be non-empty, so that give_back
+  // looks at it only then; with returns_, a Dekker pair: a loop sets
+  // waiting_ then reads returns_, give_back bumps returns_ then reads
+  // waiting_ (all seq_cst), so a buffer given back while a loop parks is
+  // seen by one of them.
+  void wake_one() noexcept;
+  std::mutex wait_mutex_;
+  detail::receive_loop_base* waiters_ = nullptr;
+  std::atomic<bool> waiting_{false};
+  std::atomic<std::uint32_t> returns_{0};
 };
 
 inline void provided_buffer::release() noexcept

@@ -208,6 +208,12 @@ void scheduler::for_each_held(runner& r, held_visitor f, void* arg) noexcept
     boost::asio::use_service<socket_service>(context()).for_each_held(r, f, arg);
 }
 
+void scheduler::for_each_receive_loop(runner& r, loop_visitor f, void* arg) noexcept
+{
+  if (boost::asio::has_service<socket_service>(context()))
+    boost::asio::use_service<socket_service>(context()).for_each_receive_loop(r, f, arg);
+}
+
 void scheduler::notify_fork(boost::asio::execution_context::fork_event event)
 {
 #if defined(ZOKIO_HAS_KQUEUE)

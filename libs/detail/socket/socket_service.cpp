@@ -85,6 +85,21 @@ void socket_service::for_each_held(runner& r, scheduler::held_visitor f, void* a
     }
 }
 
+void socket_service::for_each_receive_loop(runner& r, scheduler::loop_visitor f,
+    void* arg) noexcept
+{
+  std::lock_guard<std::mutex> pool_lock(pool_mutex_);
+  for (auto& slab : slabs_)
+    for (std::size_t i = 0; i < slab_size; ++i)
+    {
+      socket_state& st = slab[i];
+      st.lock_.lock();
+      if (st.recv_loop_ && st.recv_loop_->armed_on(r))
+        f(st.recv_loop_, arg);
+      st.lock_.unlock();
+    }
+}
+
 socket_state* socket_service::allocate_state()
 {
   std::lock_guard<std::mutex> lock(pool_mutex_);
@@ -282,10 +297,11 @@ void socket_service::close(socket_state*& st, boost::system::error_code& ec,
 
   op_queue steps;
   multishot_operation* stop = nullptr;
+  receive_loop_base* loop_to_stop = nullptr;
   s->lock_.lock();
   s->open_ = false;
-  if (s->recv_loop_)
-    s->recv_loop_->mark_stop();
+  if (s->recv_loop_ && s->recv_loop_->mark_stop())
+    loop_to_stop = s->recv_loop_;
   for (socket_op* o = s->ops_; o; o = o->link_next_)
     if (io_operation* step = o->request_cancel())
       steps.push(step);
@@ -296,6 +312,8 @@ void socket_service::close(socket_state*& st, boost::system::error_code& ec,
   dispatch_all(scheduler_, steps);
   if (stop)
     accept_engine::dispatch_stop(scheduler_, stop);
+  if (loop_to_stop)
+    loop_to_stop->dispatch_stop();
 
   if (drained)
   {
@@ -332,23 +350,27 @@ void socket_service::cancel(socket_state* st) noexcept
   if (st == nullptr)
     return;
   op_queue steps;
+  receive_loop_base* loop_to_stop = nullptr;
   st->lock_.lock();
-  if (st->recv_loop_)
-    st->recv_loop_->mark_stop();
+  if (st->recv_loop_ && st->recv_loop_->mark_stop())
+    loop_to_stop = st->recv_loop_;
   for (socket_op* o = st->ops_; o; o = o->link_next_)
     if (io_operation* step = o->request_cancel())
       steps.push(step);
   st->lock_.unlock();
   dispatch_all(scheduler_, steps);
+  if (loop_to_stop)
+    loop_to_stop->dispatch_stop();
 }
 
 void socket_service::cancel_receive_loop(socket_state& st, receive_loop_base* key) noexcept
 {
   op_queue steps;
+  bool dispatch = false;
   st.lock_.lock();
   if (st.recv_loop_ == key)
   {
-    key->mark_stop();
+    dispatch = key->mark_stop();
     // The loop's receive carries the loop's address as its key.
     for (socket_op* o = st.ops_; o; o = o->link_next_)
       if (o->cancellation_key_ == key)
@@ -357,6 +379,10 @@ void socket_service::cancel_receive_loop(socket_state& st, receive_loop_base* ke
   }
   st.lock_.unlock();
   dispatch_all(scheduler_, steps);
+  // (A loop marked for its home runner stays alive until that runner has
+  // run it: mark_stop queued it.)
+  if (dispatch)
+    key->dispatch_stop();
 }
 
 void socket_service::cancel_by_key(socket_state& st, void* key) noexcept

@@ -4,6 +4,7 @@
 
 #include <zokio/detail/sched/scheduler.hpp>
 #include <zokio/detail/uring/multishot_operation.hpp>
+#include <zokio/detail/socket/receive_loop.hpp>
 #include <zokio/detail/uring/net_features.hpp>
 #include <zokio/detail/socket/ops/waitid_op.hpp>
 #include <zokio/detail/socket/socket_op.hpp>
@@ -279,6 +280,33 @@ void driver::forked(io_operation* const* steps, std::size_t n, op_queue& out)
     m->in_kernel_ = false;
     m->on_cqe(runner_, -ECANCELED, 0, out);
   }
+  // Receive loops: their requests were in the parent's ring (marked under
+  // their sockets' locks, then ended, as on a retiring ring).
+  std::vector<receive_loop_base*> loops;
+  bool all_loops = true;
+  struct collect_loops
+  {
+    std::vector<receive_loop_base*>* into;
+    bool* complete;
+  } cl{&loops, &all_loops};
+  runner_.owner().for_each_receive_loop(runner_,
+      [](receive_loop_base* l, void* arg) noexcept {
+        auto* c = static_cast<collect_loops*>(arg);
+        l->mark_forked();
+        try
+        {
+          c->into->push_back(l);
+        }
+        catch (...)
+        {
+          *c->complete = false;
+        }
+      },
+      &cl);
+  if (!all_loops)
+    throw std::bad_alloc();
+  for (receive_loop_base* l : loops)
+    l->forked_end(runner_);
   runner_.retiring_ = false;
 
   for (std::size_t i = 0; i < n; ++i)
@@ -366,6 +394,33 @@ bool driver::prepare_sleep()
     }
   }
   return wake_armed_;
+}
+
+bool driver::arm_receive_loop(receive_loop_base* l, int fd, std::uint16_t group,
+    int flags) noexcept
+{
+  ::io_uring_sqe* sqe = get_sqe();
+  if (sqe == nullptr)
+    return false;
+  ::io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, flags);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = group;
+  ::io_uring_sqe_set_data64(sqe, receive_loop_base::ring_user_data(l));
+  ++in_flight_;
+  return true;
+}
+
+void driver::cancel_receive_loop(receive_loop_base* l) noexcept
+{
+  ::io_uring_sqe* sqe = get_sqe();
+  while (sqe == nullptr)
+  {
+    // Full even after a flush: the kernel pushed back; wait for room.
+    ::io_uring_submit_and_wait(ring_->get(), 0);
+    sqe = ::io_uring_get_sqe(ring_->get());
+  }
+  ::io_uring_prep_cancel64(sqe, receive_loop_base::ring_user_data(l), 0);
+  ::io_uring_sqe_set_data64(sqe, ignore_tag);
 }
 
 void driver::start(io_operation* op)
@@ -546,6 +601,16 @@ std::size_t driver::reap(op_queue& out)
       op->result_flags_ = 0;
       --in_flight_;
       runner_.internal_ready_.push(op);
+      continue;
+    }
+    if ((data & 7) == receive_loop_base::ring_tag)
+    {
+      // A receive loop's multishot receive, handled here once per CQE.
+      if (!(cqe->flags & IORING_CQE_F_MORE))
+        --in_flight_;
+      receive_loop_base::on_ring_cqe(
+          reinterpret_cast<receive_loop_base*>(data & ~std::uint64_t(7)), runner_, cqe->res,
+          cqe->flags, out);
       continue;
     }
     if (data & multishot_operation::tag)
@@ -751,6 +816,11 @@ bool driver::cancel_all(std::uint64_t tag) noexcept
   // address.
   for (multishot_operation* m = armed_; m; m = m->armed_next_)
     v.cancel(multishot_operation::user_data(m));
+  runner_.owner().for_each_receive_loop(runner_,
+      [](receive_loop_base* l, void* arg) noexcept {
+        static_cast<visit*>(arg)->cancel(receive_loop_base::ring_user_data(l));
+      },
+      &v);
   runner_.owner().for_each_held(runner_,
       [](io_operation* op, void* arg) noexcept {
         static_cast<visit*>(arg)->cancel(reinterpret_cast<std::uintptr_t>(op));

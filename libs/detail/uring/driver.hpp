@@ -33,6 +33,7 @@ namespace zokio {
 namespace detail {
 
 class multishot_operation;
+class receive_loop_base;
 
 namespace uring {
 
@@ -50,6 +51,15 @@ public:
 
   driver(const driver&) = delete;
   driver& operator=(const driver&) = delete;
+
+  // A receive loop's multishot receive (receive_loop.hpp): one
+  // IORING_OP_RECV with IORING_RECV_MULTISHOT, its buffers chosen from
+  // group, its CQEs handed to receive_loop_base::on_ring_cqe in the harvest.
+  // False if no SQE is free even after a flush (the loop tries again).
+  bool arm_receive_loop(receive_loop_base* l, int fd, std::uint16_t group, int flags) noexcept;
+
+  // Asks the kernel to end l's multishot receive (its last CQE follows).
+  void cancel_receive_loop(receive_loop_base* l) noexcept;
 
   // See runner::start / start_internal / cancel_internal.
   void start(io_operation* op);

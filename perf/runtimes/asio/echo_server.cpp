@@ -121,10 +121,6 @@ public:
 
 private:
   void on_chunk(boost::system::error_code ec, zokio::provided_buffer b) {
-    if (ec == perf::asio::error::no_buffer_space) {
-      // Every buffer is in use: start a new loop after the handlers queued now.
-      return perf::asio::post(socket_.get_executor(), [this] { start(); });
-    }
     if (ec) {
       ended_ = true;
       if (!writing_) delete this;

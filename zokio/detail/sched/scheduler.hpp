@@ -125,6 +125,8 @@ struct run_frame
 };
 inline thread_local run_frame* current_frame = nullptr;
 
+class receive_loop_base;
+
 class scheduler
   : public boost::asio::detail::execution_context_service_base<scheduler>
 {
@@ -363,6 +365,15 @@ public:
   // socket's lock and must not take a lock. Any thread.
   using held_visitor = void (*)(io_operation* op, void* arg) noexcept;
   void for_each_held(runner& r, held_visitor f, void* arg) noexcept;
+
+  // The same for the receive loops (receive_loop.hpp) whose multishot
+  // request is in r's ring. f runs under the socket's lock.
+  using loop_visitor = void (*)(receive_loop_base* l, void* arg) noexcept;
+  void for_each_receive_loop(runner& r, loop_visitor f, void* arg) noexcept;
+
+  // True from the start of shutdown(): what completes now is destroyed,
+  // and objects a completion names (a buffer pool) may be gone already.
+  bool shutting_down() const noexcept { return shutdown_; }
 
   // f(step, arg) for the internal step of each idle hook that has one armed
   // (idle_hook::internal_step), whichever driver holds it.

@@ -3,34 +3,55 @@
 // object for the loop's whole life, the user's handler stored in it once and
 // called for every chunk of data, and once more with the error that ends it.
 //
-// Life of a loop:
-//   1. async_receive_each allocates it (the handler's associated allocator),
-//      names it in the socket's state (socket_state::recv_loop_, one loop per
-//      socket) and arms it.
-//   2. Armed, it holds one receive into a buffer of its provided_buffer_pool
-//      (recv_provided_op, constructed in the loop's own storage: no
-//      allocation per receive). That receive is an ordinary socket
-//      operation: linked to the socket, cancelled by cancel() and close(),
-//      completed aborted when its thread leaves or the process forks.
-//   3. Its completion calls the handler with the chunk (never inside
-//      async_receive_each: the receive completes through the run loop), then
-//      arms the loop again; the next chunk is never delivered before the
-//      handler has returned for the previous one.
-//   4. An error (eof, operation_aborted, no_buffer_space, a socket error) ends
-//      the loop: the socket's state forgets it, its memory goes back to the
-//      allocator, and the handler is called a last time with the error and
-//      an empty buffer.
+// A loop is named in its socket's state (socket_state::recv_loop_, one loop
+// per socket) from its start to its end. It runs in one of two modes, chosen
+// on the thread that owns its pool's buffers (the pool's home runner) when
+// the loop starts:
 //
-// Cancellation (the handler's cancellation slot, the socket's cancel() or
-// close()) marks the loop under the socket's lock (stop_) and cancels the
-// receive in flight; a loop marked while its handler runs ends instead of
-// arming again. Either way the loop ends with operation_aborted, after
-// every chunk already received has been delivered.
+// Multishot (io_uring, where the kernel has multishot receive, 6.0, and the
+// pool is a kernel buffer ring): the loop keeps one IORING_OP_RECV with
+// IORING_RECV_MULTISHOT and IOSQE_BUFFER_SELECT in the home runner's ring,
+// its user_data the loop's address tagged ring_tag. It holds no operation
+// object and no buffer while the connection is idle: each CQE is handled in
+// the harvest (on_ring_cqe), which links the buffer the kernel filled to the
+// loop's pending chunks (through the pool's per-buffer records) and queues
+// the loop itself (it is an operation) to deliver them. The kernel ends the
+// request (a CQE without IORING_CQE_F_MORE) on end of stream, an error, a
+// cancel, or with -ENOBUFS when its buffer ring is empty: the loop arms it
+// again if it has no reason to end (buffers released on other threads are
+// put back in the ring first; chunks it still holds come back as they are
+// consumed).
 //
-// Threads: the socket's lock guards recv_loop_ and stop_. Everything else is
-// touched by one step at a time: the initiating call, then each completion
-// of the receive (on any thread of the context) and the handler call it
-// makes, which happen one after the other.
+// A dry pool (both modes): a loop that finds no buffer and holds none waits
+// on the pool's list (provided_buffer_pool::park) without a request, the
+// data staying in the socket; each buffer given back resumes one waiting
+// loop, which makes its request again. A cancel takes it off the list.
+//
+// Chain (every other case: epoll, kqueue, io_uring without multishot receive
+// or buffer rings): the loop makes one receive at a time (recv_provided_op,
+// constructed in storage the loop allocates once), arming the next when the
+// handler has returned. That receive is an ordinary socket operation:
+// cancelled with the socket's others, made again or completed when its
+// thread leaves or the process forks.
+//
+// Either way chunks reach the handler in order, one call at a time, never
+// inside the initiating function; the end comes after every chunk received.
+//
+// Cancellation (the handler's slot, the socket's cancel() and close())
+// marks the loop (stop_) under the socket's lock. Chain: the receive in
+// flight is cancelled with the socket's operations. Multishot: the loop is
+// handed to its home runner (which alone may use its ring), which asks the
+// kernel to cancel the request; its last CQE then ends the loop with
+// operation_aborted.
+//
+// Threads (multishot): the fields marked "lock" are guarded by the socket's
+// lock_; a queued loop (queued_) is run by one thread at a time (any thread
+// of the context, or its home runner when the ring must be used); ring
+// requests are made only on the home runner's thread.
+//
+// Work: a loop counts as one unit of the scheduler's outstanding work from
+// its start until its last call; each time it is queued, the queued run
+// counts as one more, as any queued operation does.
 #ifndef ZOKIO_DETAIL_SOCKET_RECEIVE_LOOP_HPP
 #define ZOKIO_DETAIL_SOCKET_RECEIVE_LOOP_HPP
 
@@ -38,13 +59,15 @@
 #include <zokio/detail/socket/socket_state.hpp>
 #include <zokio/detail/handler_alloc.hpp>
 #include <zokio/detail/handler_work.hpp>
+#include <zokio/detail/operation.hpp>
 
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/cancellation_type.hpp>
-#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 
+#include <cstdint>
 #include <new>
 #include <optional>
 #include <type_traits>
@@ -53,17 +76,57 @@
 namespace zokio {
 namespace detail {
 
+class op_queue;
+class runner;
 class socket_service;
 
-class receive_loop_base
+class receive_loop_base : public operation
 {
 public:
   receive_loop_base(const receive_loop_base&) = delete;
   receive_loop_base& operator=(const receive_loop_base&) = delete;
 
-  // Under the socket's lock: the loop is to end (cancel, close). The receive
-  // in flight is cancelled by the caller as any other operation of the socket.
-  void mark_stop() noexcept { stop_ = true; }
+  // The io_uring driver's user_data tag of a loop's multishot receive
+  // (loops are 8-byte aligned; the driver's other tags use bits 0 and 1).
+  static constexpr std::uint64_t ring_tag = 4;
+
+  // Under the socket's lock: the loop is to end (cancel, close). True when
+  // the caller must then call dispatch_stop (not under the lock): the
+  // multishot request is in the ring and nothing else will look at the loop
+  // before data arrives. (Chain: the receive in flight is cancelled by the
+  // caller with the socket's other operations.)
+  bool mark_stop() noexcept;
+
+  // Hands a loop marked by mark_stop to its home runner, which cancels the
+  // request. Any thread.
+  void dispatch_stop() noexcept;
+
+  // io_uring driver, in its harvest (the home runner's thread): a CQE of
+  // the loop's multishot receive.
+  static void on_ring_cqe(receive_loop_base* l, runner& r, int res, unsigned flags,
+      op_queue& out) noexcept;
+
+  // io_uring driver: the user_data of l's multishot receive.
+  static std::uint64_t ring_user_data(const receive_loop_base* l) noexcept
+  {
+    return reinterpret_cast<std::uintptr_t>(l) | ring_tag;
+  }
+
+  // Under the socket's lock: whether the loop's multishot request is in r's
+  // ring (shutdown and fork walks, socket_service::for_each_receive_loop).
+  bool armed_on(const runner& r) const noexcept { return armed_ && home() == &r; }
+
+  // A child after fork(), single-threaded: the parent's ring held the
+  // request and is gone; the loop ends with operation_aborted (the pool's
+  // buffer ring was the parent's too). Under the socket's lock, which the
+  // walk holds: marks it; forked_end (after the walk) queues the end.
+  void mark_forked() noexcept { armed_ = false; final_ = ECANCELED; }
+  void forked_end(runner& r) noexcept;
+
+  // provided_buffer_pool's waiting list (park): the link, and the resume
+  // of a listed loop when a buffer comes back (under the list's mutex).
+  static receive_loop_base*& wait_next(receive_loop_base* l) noexcept { return l->wait_next_; }
+  static void resume(receive_loop_base* l) noexcept;
 
 protected:
   // The concrete loop's handler calls. b non-null: a chunk (ec success);
@@ -73,23 +136,25 @@ protected:
   using deliver_func = void (*)(receive_loop_base* self, scheduler* owner,
       const boost::system::error_code& ec, provided_buffer* b);
 
-  receive_loop_base(deliver_func deliver, socket_service& svc, provided_buffer_pool& pool,
+  receive_loop_base(deliver_func deliver, socket_state& st, provided_buffer_pool& pool,
       int flags) noexcept
-    : deliver_(deliver), service_(svc), pool_(pool), flags_(flags)
+    : operation(&do_run), deliver_(deliver), pool_(pool), state_(&st), flags_(flags)
   {
   }
 
-  ~receive_loop_base() = default;
+  ~receive_loop_base();
 
-  // The initiating call: names the loop in st and arms it, or, when st is
-  // closed (null) or already has a loop, completes the loop with that error
-  // through the run loop. The loop counts as one unit of the scheduler's
-  // work from here until its last call.
-  void begin(socket_state* st) noexcept;
+  // The initiating call: names the loop in its socket's state and starts
+  // it, or, when the socket already has a loop, ends it with already_started
+  // through the run loop.
+  void begin() noexcept;
 
-  // After the handler has returned from a chunk's call: arms the loop
-  // again, or ends it if it was cancelled meanwhile.
+  // After the handler has returned from a chunk's call (on the thread that
+  // made the call): the loop goes on, or ends if it was cancelled.
   void after_chunk(scheduler& s) noexcept;
+
+  // Forgets the loop in its socket's state and hands the end to deliver_.
+  void end(scheduler* owner, const boost::system::error_code& ec);
 
   // The end of the loop, after the concrete loop has freed its memory:
   // the unit of work counted at begin is given back.
@@ -97,25 +162,53 @@ protected:
 
   scheduler& owner() noexcept;
 
-  // Forgets the loop in its socket's state and hands the end to deliver_.
-  void end(scheduler* owner, const boost::system::error_code& ec);
-
 private:
   class step_op;
   friend class step_op;
 
-  // Constructs the receive in step_storage_ and starts it.
-  void arm(socket_state* st) noexcept;
+  enum class mode_type : unsigned char { undecided, chain, multishot };
 
-  // Ends the loop with err (an errno) through the run loop: a step that
-  // completes at once (never inside the caller).
-  void end_later(scheduler& s, int err) noexcept;
+  // The loop as a queued operation: its next step (deliver a chunk, end,
+  // start, arm or cancel the request). owner null: shutdown.
+  static void do_run(scheduler* owner, operation* base);
 
-  // The receive completed (on a thread of the context, or owner null at
-  // shutdown). Throws what the handler throws.
+  // On a thread of the context: picks the mode and starts (the pool binds
+  // to a runner here).
+  void start_here(scheduler& s, runner& here) noexcept;
+
+  // Queues the loop to run (queued_ set by the caller, under the lock),
+  // counting the run as work; on `to` (its thread and no other) or, null,
+  // wherever the scheduler runs it.
+  void queue(scheduler& s, runner* to) noexcept;
+
+  // Multishot, home runner's thread, not under the lock: makes the request.
+  void arm_ring(runner& home) noexcept;
+
+  // Chain: constructs the receive in step_ and starts it.
+  void arm_chain(socket_state* st) noexcept;
+
+  // The chain's receive completed (owner null: shutdown). Throws what the
+  // handler throws.
   void on_step(scheduler* owner, boost::system::error_code ec, provided_buffer b);
 
-  // The receive made for the loop; lives in step_storage_ (one at a time).
+  // Ends the loop with err (an errno) through the run loop.
+  void end_later(scheduler& s, int err) noexcept;
+
+  // The pool had no buffer for the loop: it waits on the pool's list until
+  // one comes back (or until it is cancelled). The caller holds the loop's
+  // turn (queued_) and has set parked_, under the lock; not under it now.
+  void wait_for_buffer(scheduler& s) noexcept;
+
+  // The next step of a queued loop (queued_ is set), on a thread that runs
+  // the context: deliver a pending chunk, end, or make or cancel the
+  // request (on the home runner: handed there first).
+  void step(scheduler& s);
+
+  // Whether multishot mode can be used at all in this process (io_uring
+  // with multishot receive and buffer rings).
+  bool multishot_possible() noexcept;
+
+  // The receive of the chain mode; lives in step_ (one at a time).
   class step_op final : public recv_provided_op_base
   {
   public:
@@ -133,14 +226,26 @@ private:
     receive_loop_base* const loop_;
   };
 
+  // The runner whose ring holds the multishot request: the pool's home.
+  runner* home() const noexcept { return pool_.route(nullptr); }
+
   deliver_func deliver_;
-  socket_service& service_;
   provided_buffer_pool& pool_;
-  int flags_;
-  socket_state* state_ = nullptr;  // the socket while the loop runs
-  bool stop_ = false;              // under the socket's lock (mark_stop)
-  bool step_live_ = false;         // step_storage_ holds a constructed step_op
-  alignas(step_op) unsigned char step_storage_[sizeof(step_op)];
+  socket_state* const state_;        // the socket's (states outlive their sockets)
+  step_op* step_ = nullptr;          // chain: the receive's storage (allocated once)
+  receive_loop_base* wait_next_ = nullptr; // the pool's waiting list (its mutex)
+  int flags_;                        // the receive's message flags
+  int final_ = 0;                    // lock: the errno that ends the loop, or 0
+  std::uint32_t epoch_ = 0;          // the pool's returns() when the request was made
+  std::uint32_t pend_head_ = 0xffffffffu; // lock: chunks received, not delivered (pool ids)
+  std::uint32_t pend_tail_ = 0xffffffffu;
+  mode_type mode_ = mode_type::undecided;
+  bool stop_ = false;                // lock: cancelled (mark_stop)
+  bool armed_ = false;               // lock: the multishot request is in home_'s ring
+  bool parked_ = false;              // lock: on the pool's waiting list (or going there)
+  bool queued_ = false;              // lock: the loop is queued or being run
+  bool cancel_sent_ = false;         // home thread: the request has been asked to stop
+  bool step_live_ = false;           // chain: step_ holds a constructed step_op
 };
 
 // Installed in the handler's cancellation slot: ends the loop whose address
@@ -162,7 +267,11 @@ private:
   receive_loop_base* key_;
 };
 
-template <typename Handler, typename IoExecutor>
+// Tracked: the handler's executor is not the context's, so the loop keeps
+// it busy (outstanding work) for its life and calls the handler through it.
+// Chosen when the loop starts; a loop whose handler runs on the context
+// itself carries no executor.
+template <typename Handler, typename IoExecutor, bool Tracked = false>
 class receive_loop final : public receive_loop_base
 {
 public:
@@ -170,35 +279,64 @@ public:
   using executor_type = boost::asio::associated_executor_t<Handler, IoExecutor>;
 
   // Allocates the loop with the handler's allocator and begins it.
-  static void start(socket_service& svc, scheduler& s, socket_state* st,
-      provided_buffer_pool& pool, int flags, Handler& handler, const IoExecutor& io_ex)
+  static void start(scheduler& s, socket_state* st, provided_buffer_pool& pool, int flags,
+      Handler& handler, const IoExecutor& io_ex)
+  {
+    executor_type ex = boost::asio::get_associated_executor(handler, io_ex);
+    if (st == nullptr)
+    {
+      // A closed socket: the one call, as if posted, with no loop made.
+      boost::asio::post(ex, boost::asio::detail::move_binder2<Handler,
+          boost::system::error_code, provided_buffer>(0, std::move(handler),
+              boost::asio::error::bad_descriptor, provided_buffer()));
+      return;
+    }
+    if (scheduler_of(ex) != &s)
+      return receive_loop<Handler, IoExecutor, true>::create(*st, pool, flags, handler, ex);
+    create(*st, pool, flags, handler, ex);
+  }
+
+  static void create(socket_state& st, provided_buffer_pool& pool, int flags, Handler& handler,
+      const executor_type& ex)
   {
     allocator_type alloc = op_allocator<boost::asio::associated_allocator_t<Handler>>::get(
         boost::asio::get_associated_allocator(handler));
     op_ptr<receive_loop, allocator_type> p(alloc);
-    receive_loop* l = p.construct(svc, s, pool, flags, std::move(handler), io_ex);
+    receive_loop* l = p.construct(st, pool, flags, std::move(handler), ex);
     p.release();
     auto slot = boost::asio::get_associated_cancellation_slot(l->handler_);
-    if (slot.is_connected() && st != nullptr)
-      slot.template emplace<receive_loop_cancellation>(st, l);
-    l->begin(st);
+    if (slot.is_connected())
+      slot.template emplace<receive_loop_cancellation>(&st, l);
+    l->begin();
   }
 
-  receive_loop(socket_service& svc, scheduler& s, provided_buffer_pool& pool, int flags,
-      Handler&& handler, const IoExecutor& io_ex)
-    : receive_loop_base(&do_deliver, svc, pool, flags), handler_(std::move(handler))
+  receive_loop(socket_state& st, provided_buffer_pool& pool, int flags, Handler&& handler,
+      const executor_type& ex)
+    : receive_loop_base(&do_deliver, st, pool, flags), handler_(std::move(handler))
   {
-    // The run loop calls the handler itself when its executor is the
-    // context's; otherwise the executor is kept busy (outstanding work) for
-    // the loop's life and each call goes through it.
-    executor_type ex = boost::asio::get_associated_executor(handler_, io_ex);
-    if (scheduler_of(ex) != &s)
+    if constexpr (Tracked)
       work_.emplace(boost::asio::prefer(ex, boost::asio::execution::outstanding_work.tracked));
+    else
+      (void)ex;
   }
 
 private:
+  template <typename, typename, bool> friend class receive_loop;
+
   using tracked_executor = std::decay_t<decltype(boost::asio::prefer(
       std::declval<const executor_type&>(), boost::asio::execution::outstanding_work.tracked))>;
+  struct no_executor {};
+  using work_type = std::conditional_t<Tracked, std::optional<tracked_executor>, no_executor>;
+
+  // Hands f (the handler bound to its arguments) to the handler's executor.
+  template <typename Function>
+  static void execute(tracked_executor& ex, const Handler& h, Function&& f)
+  {
+    boost::asio::execution::execute(
+        boost::asio::prefer(ex, boost::asio::execution::blocking.possibly,
+            boost::asio::execution::allocator(boost::asio::get_associated_allocator(h))),
+        std::forward<Function>(f));
+  }
 
   // A chunk's call through the handler's executor, which may run it later or
   // on another thread; the loop continues from there (after_chunk). Destroyed
@@ -237,18 +375,15 @@ private:
     auto* self = static_cast<receive_loop*>(base);
     if (b == nullptr || owner == nullptr)
       return self->finish(owner, ec);
-    if (!self->work_)
-      return self->call_chunk(*owner, std::move(*b));
-    boost::asio::execution::execute(
-        boost::asio::prefer(*self->work_, boost::asio::execution::blocking.possibly,
-            boost::asio::execution::allocator(
-                boost::asio::get_associated_allocator(self->handler_))),
-        chunk_call(self, owner, std::move(*b)));
+    if constexpr (Tracked)
+      execute(*self->work_, self->handler_, chunk_call(self, owner, std::move(*b)));
+    else
+      self->call_chunk(*owner, std::move(*b));
   }
 
   // Calls the handler with one chunk, then continues the loop, also when
   // the handler throws (the exception then leaves the run function, as
-  // from any handler, with the loop armed again).
+  // from any handler, with the loop going on).
   void call_chunk(scheduler& s, provided_buffer b)
   {
     struct continue_loop
@@ -273,7 +408,7 @@ private:
         boost::asio::get_associated_allocator(handler_));
     op_ptr<receive_loop, allocator_type> p(alloc, this);
     Handler handler(std::move(handler_));
-    std::optional<tracked_executor> work(std::move(work_));
+    work_type work(std::move(work_));
     p.reset();
     if (owner == nullptr)
       return;
@@ -284,20 +419,14 @@ private:
       scheduler& s;
       ~give_back() { work_done(s); }
     } counted{s};
-    if (!work)
-    {
+    if constexpr (Tracked)
+      execute(*work, bound.handler_, std::move(bound));
+    else
       std::move(bound)();
-      return;
-    }
-    boost::asio::execution::execute(
-        boost::asio::prefer(*work, boost::asio::execution::blocking.possibly,
-            boost::asio::execution::allocator(
-                boost::asio::get_associated_allocator(bound.handler_))),
-        std::move(bound));
   }
 
   Handler handler_;
-  std::optional<tracked_executor> work_;
+  [[no_unique_address]] work_type work_;
 };
 
 } // namespace detail

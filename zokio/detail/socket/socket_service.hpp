@@ -81,6 +81,10 @@ public:
   // Walks every state of the pool, each under its lock. Any thread.
   void for_each_held(runner& r, scheduler::held_visitor f, void* arg) noexcept;
 
+  // See scheduler::for_each_receive_loop: f(loop, arg), under the socket's
+  // lock, for each loop whose multishot request is in r's ring.
+  void for_each_receive_loop(runner& r, scheduler::loop_visitor f, void* arg) noexcept;
+
   // Creates a descriptor (close-on-exec) and a state for it.
   socket_state* open(int family, int type, int protocol, boost::system::error_code& ec);
 
@@ -159,7 +163,7 @@ public:
   void async_receive_each(socket_state* st, provided_buffer_pool& pool, int flags,
       Handler& handler, const IoExecutor& io_ex)
   {
-    receive_loop<Handler, IoExecutor>::start(*this, scheduler_, st, pool, flags, handler, io_ex);
+    receive_loop<Handler, IoExecutor>::start(scheduler_, st, pool, flags, handler, io_ex);
   }
 
   template <typename MutableBufferSequence, typename Endpoint, typename Handler,

@@ -232,7 +232,14 @@ pid_t fork_server(Context& ctx, int close_in_child, Child child, unsigned short&
   ctx.notify_fork(asio::execution_context::fork_parent);
   ::close(port_pipe[1]);
   if (pid > 0 && !read_port(port_pipe[0], child_port))
+  {
+    // No port from the child: it is stuck or gone. It must not outlive the
+    // test (it holds the test's output, and ctest would wait for it).
+    // (The caller's check of child_port reports it.)
     child_port = 0;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
   ::close(port_pipe[0]);
   return pid;
 }

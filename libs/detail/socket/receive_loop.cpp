@@ -587,9 +587,15 @@ void receive_loop_base::end(scheduler* owner, const boost::system::error_code& e
   // meanwhile (reclaim forgets the loop): only our own entry is cleared.
   socket_state* st = state_;
   st->lock_.lock();
-  if (st->recv_loop_ == this)
+  const bool mine = st->recv_loop_ == this;
+  if (mine)
     st->recv_loop_ = nullptr;
+  // A close() while the multishot request was in the ring left the
+  // descriptor open for it (holds_request): the last holder closes it.
+  const bool drained = mine && !st->open_ && st->ops_ == nullptr && st->accept_ == nullptr;
   st->lock_.unlock();
+  if (drained)
+    st->service_->reclaim(st);
   deliver_(this, owner, ec, nullptr);
 }
 

@@ -3,6 +3,7 @@
 #include <zokio/detail/socket/socket_op.hpp>
 #include <zokio/detail/socket/socket_service.hpp>
 #include <zokio/detail/uring/accept_engine.hpp>
+#include <zokio/detail/socket/receive_loop.hpp>
 
 namespace zokio {
 namespace detail {
@@ -116,7 +117,8 @@ bool socket_op::finish() noexcept
   if (link_next_)
     link_next_->link_prev_ = link_prev_;
   link_prev_ = link_next_ = nullptr;
-  bool drained = !st->open_ && st->ops_ == nullptr && !(st->accept_ && st->accept_->busy());
+  bool drained = !st->open_ && st->ops_ == nullptr && !(st->accept_ && st->accept_->busy())
+    && !(st->recv_loop_ && st->recv_loop_->holds_request());
   st->lock_.unlock();
   if (drained)
     st->service_->reclaim(st);

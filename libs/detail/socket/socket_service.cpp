@@ -77,6 +77,8 @@ void socket_service::for_each_held(runner& r, scheduler::held_visitor f, void* a
     for (std::size_t i = 0; i < slab_size; ++i)
     {
       socket_state& st = slab[i];
+      if (!st.in_use_)
+        continue;
       st.lock_.lock();
       for (socket_op* o = st.ops_; o; o = o->link_next_)
         if (o->home_ == &r && !o->parked_)
@@ -93,6 +95,8 @@ void socket_service::for_each_receive_loop(runner& r, scheduler::loop_visitor f,
     for (std::size_t i = 0; i < slab_size; ++i)
     {
       socket_state& st = slab[i];
+      if (!st.in_use_)
+        continue;
       st.lock_.lock();
       if (st.recv_loop_ && st.recv_loop_->armed_on(r))
         f(st.recv_loop_, arg);
@@ -116,7 +120,12 @@ socket_state* socket_service::allocate_state()
   }
   socket_state* st = free_;
   free_ = st->next_free_;
-  st->next_free_ = nullptr;
+  // The union of next_free_ and recv_loop_ is touched under the state's
+  // lock too (a loop that outlived its socket may read it, socket_state.hpp).
+  st->lock_.lock();
+  st->recv_loop_ = nullptr;
+  st->lock_.unlock();
+  st->in_use_ = true;
   return st;
 }
 
@@ -166,7 +175,10 @@ void socket_service::reclaim_unopened(socket_state* st) noexcept
   st->fd_ = -1;
   st->flags_ = 0;
   std::lock_guard<std::mutex> lock(pool_mutex_);
+  st->in_use_ = false;
+  st->lock_.lock();
   st->next_free_ = free_;
+  st->lock_.unlock();
   free_ = st;
 }
 
@@ -193,7 +205,10 @@ void socket_service::reclaim(socket_state* st) noexcept
   st->io_hints_ = 0;
   st->close_on_drain_ = true;
   std::lock_guard<std::mutex> lock(pool_mutex_);
+  st->in_use_ = false;
+  st->lock_.lock();
   st->next_free_ = free_;
+  st->lock_.unlock();
   free_ = st;
 }
 
@@ -307,7 +322,8 @@ void socket_service::close(socket_state*& st, boost::system::error_code& ec,
       steps.push(step);
   if (s->accept_)
     stop = s->accept_->request_stop();
-  bool drained = s->ops_ == nullptr && !(s->accept_ && s->accept_->busy());
+  bool drained = s->ops_ == nullptr && !(s->accept_ && s->accept_->busy())
+    && !(s->recv_loop_ && s->recv_loop_->holds_request());
   s->lock_.unlock();
   dispatch_all(scheduler_, steps);
   if (stop)

@@ -112,6 +112,11 @@ public:
     return reinterpret_cast<std::uintptr_t>(l) | ring_tag;
   }
 
+  // Under the socket's lock: the loop's multishot request is in a ring and
+  // names the descriptor, which a close() then leaves open until the loop
+  // has ended (end() closes it).
+  bool holds_request() const noexcept { return armed_; }
+
   // Under the socket's lock: whether the loop's multishot request is in r's
   // ring (shutdown and fork walks, socket_service::for_each_receive_loop).
   bool armed_on(const runner& r) const noexcept { return armed_ && home() == &r; }

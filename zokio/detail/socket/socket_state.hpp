@@ -62,6 +62,10 @@ private:
 class socket_state
 {
 public:
+  // Layout: the one-byte fields first (16 bytes with the descriptor and its
+  // generation), then the pointers: 48 bytes in all. Each field says why it
+  // stays and who may touch it.
+
   // The descriptor. Fixed while the state is in use: set before the first
   // operation, closed only after the last one has completed.
   int fd_ = -1;
@@ -82,21 +86,11 @@ public:
   // for sockets. Fixed while the state is in use.
   std::uint8_t io_hints_ = 0;
 
-  // Under lock_: whether a socket object still holds the state, whether the
-  // descriptor is closed once the operations drain (not after release()),
-  // and the operations linked to it (in flight or about to be).
+  // Under lock_: whether a socket object still holds the state, and whether
+  // the descriptor is closed once the operations drain (not after release()).
   spin_lock lock_;
   bool open_ = false;
   bool close_on_drain_ = true;
-  socket_op* ops_ = nullptr;
-
-  // Under lock_: the multishot accept engine of an acceptor (null until its
-  // first accept that uses it; accept_engine.hpp). Freed by reclaim.
-  accept_engine* accept_ = nullptr;
-
-  // Under lock_: the receive loop running on the socket (async_receive_each;
-  // receive_loop.hpp), or null. close() and cancel() mark it to stop.
-  receive_loop_base* recv_loop_ = nullptr;
 
   // Receive hint: the last receive left the socket empty, so the next one
   // may wait for data before trying (io_request::poll_first). Any thread;
@@ -109,8 +103,34 @@ public:
   // tried again. Any thread; only a hint.
   std::atomic<bool> no_cached_reads_{false};
 
-  socket_service* service_ = nullptr;  // owner of the pool
-  socket_state* next_free_ = nullptr;  // pool link
+  // Under the service's pool mutex: the state is handed out (not on the
+  // free list). The walks over every state (for_each_receive_loop...) skip
+  // the others.
+  bool in_use_ = false;
+
+  // Under lock_: the operations linked to the socket (in flight or about to
+  // be).
+  socket_op* ops_ = nullptr;
+
+  // Under lock_: the multishot accept engine of an acceptor (null until its
+  // first accept that uses it; accept_engine.hpp). Freed by reclaim.
+  accept_engine* accept_ = nullptr;
+
+  union
+  {
+    // In use, under lock_: the receive loop running on the socket
+    // (async_receive_each; receive_loop.hpp), or null. close() and cancel()
+    // mark it to stop. A loop, or a cancellation handler, that names a
+    // state freed meanwhile only compares this with its own address (which
+    // the free-list link below can never equal) and leaves it alone.
+    receive_loop_base* recv_loop_ = nullptr;
+    // Free, under the service's pool mutex: the pool's link.
+    socket_state* next_free_;
+  };
+
+  // The owner of the pool (fixed): reached by a state's operations and by
+  // cancellation handlers that outlive their socket object.
+  socket_service* service_ = nullptr;
 };
 
 } // namespace detail

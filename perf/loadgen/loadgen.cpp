@@ -130,9 +130,23 @@ std::uint64_t proc_cpu_ns(long pid) {
 }
 
 // --- sockets ---------------------------------------------------------------------
-int connect_to(const std::string& host, unsigned port) {
+// source: 0 lets the kernel choose the source address; otherwise the
+// connection is bound to that address (a loopback 127.x.y.z) with its port
+// still chosen at connect time (IP_BIND_ADDRESS_NO_PORT), so that more
+// connections than one address's ephemeral ports (about 28,000) can reach
+// one server port.
+int connect_to(const std::string& host, unsigned port, std::uint32_t source = 0) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) die("socket");
+  if (source != 0) {
+    int on = 1;
+    if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on) != 0)
+      die("setsockopt IP_BIND_ADDRESS_NO_PORT");
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr = htonl(source);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) die("bind source address");
+  }
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(std::uint16_t(port));
@@ -191,9 +205,14 @@ int idle_mode(const perf::options& o) {
   // In groups, so that one round trip serves many connections, and small
   // enough for the server's accept backlog.
   constexpr std::size_t group = 256;
+  constexpr std::size_t per_source = 20000;
+  constexpr std::uint32_t loopback_source = 0x7f000001;  // 127.0.0.1
   for (std::size_t first = 0; first < n; first += group) {
     const std::size_t last = std::min(n, first + group);
-    for (std::size_t i = first; i < last; ++i) fds.push_back(connect_to(host, port));
+    // Past 20,000 connections, each further 20,000 come from the next
+    // loopback source address (127.0.0.2, 127.0.0.3...).
+    for (std::size_t i = first; i < last; ++i)
+      fds.push_back(connect_to(host, port, n > per_source ? loopback_source + std::uint32_t(i / per_source) : 0));
     for (std::size_t i = first; i < last; ++i) {
       const unsigned char* msg = pattern.data() + (i * 8191) % pattern_len;
       if (write(fds[i], msg, 16) != 16) fail("idle: write", i, 0);

@@ -32,7 +32,8 @@ import shutil
 import subprocess
 import sys
 
-RUNTIMES = ["zokio", "zokio_epoll", "zokio_kqueue", "zokio_no_cached_reads", "zokio_lockfree", "asio_epoll", "asio_uring",
+RUNTIMES = ["zokio", "zokio_epoll", "zokio_kqueue", "zokio_no_cached_reads", "zokio_lockfree", "zokio_provided",
+            "zokio_each", "asio_epoll", "asio_uring",
             "liburing_raw", "pread_pool", "tokio", "go", "node"]
 PEERS = ["asio_epoll", "asio_uring", "pread_pool", "tokio", "go", "node"]
 
@@ -51,6 +52,9 @@ GROUP_TITLES = {
     "echo_asio_sockets": "Asio sockets (boost::asio::ip::tcp) on zokio::io_context vs asio::io_context: messages/s, higher is better",
     "echo_asio_sockets_latency": "Asio sockets on zokio::io_context: latency p50 / p99 (µs, lower is better)",
     "echo_asio_sockets_cpu": "Asio sockets on zokio::io_context: server CPU per message (µs, lower is better)",
+    "echo_each": "Receive loop (async_receive_each) vs async_receive_provided vs async_read_some on the zokio echo server: messages/s, higher is better",
+    "echo_each_latency": "Receive loop: p99 latency (µs, lower is better)",
+    "echo_each_cpu": "Receive loop: server CPU per message (µs, lower is better)",
     "echo_pool2_throughput": "TCP echo on 2 workers (thread pools; Tokio multi_thread), messages/s, higher is better",
     "echo_pool2_latency": "TCP echo on 2 workers: p99 latency (µs, lower is better)",
     "accept_churn": "Connection churn, 16 at a time: connect, echo 16 B, close (connections/s, higher is better)",
@@ -66,7 +70,7 @@ GROUP_TITLES = {
 
 
 # One colour per runtime in every chart; zokio stands out.
-COLORS = {"zokio": "#d62728", "zokio_epoll": "#e377c2", "zokio_kqueue": "#8c564b", "zokio_no_cached_reads": "#ff9896", "zokio_lockfree": "#c49c94", "asio_epoll": "#1f77b4", "asio_uring": "#17becf",
+COLORS = {"zokio": "#d62728", "zokio_epoll": "#e377c2", "zokio_kqueue": "#8c564b", "zokio_no_cached_reads": "#ff9896", "zokio_lockfree": "#c49c94", "zokio_provided": "#f7b6d2", "zokio_each": "#9e0142", "asio_epoll": "#1f77b4", "asio_uring": "#17becf",
           "liburing_raw": "#7f7f7f", "pread_pool": "#bcbd22", "tokio": "#ff7f0e", "go": "#2ca02c", "node": "#9467bd"}
 
 
@@ -210,10 +214,12 @@ def markdown(doc):
                                               "batches", "max_batch", "handlers_run",
                                               "wakeups")) + " |")
 
-    if doc.get("skipped"):
+    if doc.get("skipped") or doc.get("not_run"):
         out.append("\n## Not measured\n")
-        for rt, names in sorted(doc["skipped"].items()):
+        for rt, names in sorted((doc.get("skipped") or {}).items()):
             out.append(f"- {rt}: not built, skipped in: {', '.join(names)}")
+        for name, why in sorted((doc.get("not_run") or {}).items()):
+            out.append(f"- {name}: skipped: {why}")
     if doc.get("noisy_runs"):
         out.append("\n## Noisy runs\n")
         for n in doc["noisy_runs"]:

@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import resource
 import select
 import shutil
 import signal
@@ -41,7 +42,8 @@ TOP = os.path.dirname(PERF)
 sys.path.insert(0, HERE)
 import report  # noqa: E402
 
-RUNTIMES = ["zokio", "zokio_epoll", "zokio_kqueue", "zokio_lockfree", "asio_epoll", "asio_uring",
+RUNTIMES = ["zokio", "zokio_epoll", "zokio_kqueue", "zokio_lockfree", "zokio_provided", "zokio_each",
+            "asio_epoll", "asio_uring",
             "liburing_raw", "tokio", "go", "node"]
 
 # zokio's own programs on a backend forced with ZOKIO_BACKEND (zokio/backend.hpp):
@@ -50,6 +52,14 @@ RUNTIMES = ["zokio", "zokio_epoll", "zokio_kqueue", "zokio_lockfree", "asio_epol
 # a BSD/macOS speed), measured only when perf/run built the programs against
 # it (ZOKIO_PERF_KQUEUE=1).
 BACKEND_COLUMNS = {"zokio_epoll": "epoll", "zokio_kqueue": "kqueue"}
+
+# The zokio echo server receiving through a provided_buffer_pool of 256
+# buffers (one per connection of the largest shape, as many as the
+# async_read_some sessions' own buffers): zokio_provided with one
+# async_receive_provided per message, zokio_each with one async_receive_each
+# loop per connection. The "zokio" column beside them is async_read_some.
+EACH_COLUMNS = {"zokio_provided": ["--provided", "256"],
+                "zokio_each": ["--provided", "256", "--each", "1"]}
 
 
 def with_backends(runtimes):
@@ -262,6 +272,8 @@ class Paths:
         """Command prefix of the echo server for rt, or None if not built."""
         if rt in BACKEND_COLUMNS:
             return self._variant(rt, self.echo)
+        if rt in EACH_COLUMNS:
+            return self.echo("zokio")
         if rt in ("zokio", "asio_epoll", "asio_uring", "liburing_raw", "zokio_asio"):
             p = os.path.join(self.bin, f"perf_echo_server_{rt}")
             return [p] if os.access(p, os.X_OK) else None
@@ -311,6 +323,10 @@ class Experiment:
 
     def available(self, paths, rt):
         raise NotImplementedError
+
+    def skip_reason(self):
+        """Why the experiment cannot run on this machine (None: it can)."""
+        return None
 
     def run_once(self, paths, rt):
         raise NotImplementedError
@@ -529,6 +545,18 @@ class IdleMemoryExperiment(Experiment):
     def available(self, paths, rt):
         return paths.echo(rt) is not None and paths.loadgen() is not None
 
+    def skip_reason(self):
+        # The server and the load generator each hold one descriptor per
+        # connection, plus their own (rings, pipes, libraries): perf/run
+        # raises the limit as far as the machine lets it.
+        need = self.conns + 1000
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < need:
+            return (f"{self.conns} connections need {need} descriptors per process; "
+                    f"the limit here is {soft} (hard {hard}), and raising it needs "
+                    f"CAP_SYS_RESOURCE")
+        return None
+
     def run_once(self, paths, rt):
         port = free_port()
         with Server(paths.echo(rt) + ["--port", str(port)] + self.server_args, port) as srv:
@@ -546,10 +574,11 @@ class IdleMemoryExperiment(Experiment):
             try:
                 # Bounded: a server that never answers some connection must
                 # fail the run, not hang the harness.
-                ready_fds, _, _ = select.select([lg.stdout], [], [], 60)
+                wait_s = max(60, self.conns // 1000)
+                ready_fds, _, _ = select.select([lg.stdout], [], [], wait_s)
                 line = lg.stdout.readline() if ready_fds else ""
                 if not ready_fds:
-                    raise RunError("idle load generator: no connection report within 60 s "
+                    raise RunError(f"idle load generator: no connection report within {wait_s} s "
                                    "(the server did not echo on every connection)")
                 if not line.startswith("{"):
                     raise RunError(f"idle load generator failed: {lg.stderr.read()[-1000:]}")
@@ -652,9 +681,10 @@ def catalogue(mode):
                                  ["--mode", "rand4k", "--depth", depth, "--ops", pick(2_000, 100_000, 300_000)], [
             Row(f"file 4 KiB random reads, {depth} in flight", "file_io", "ops_per_sec", "ops/s", "higher"),
             Row(f"file 4 KiB random reads, {depth} in flight: CPU", "file_io_cpu", "cpu_ns_per_op", "ns/op")]))
-    for mode, what in (("seqread", "reads"), ("seqwrite", "writes")):
-        ex.append(FileExperiment(f"file_io_{mode}", size_mb,
-                                 ["--mode", mode, "--depth", 1, "--ops", pick(16, 256, 1024)], [
+    # (file_mode, not mode: the catalogue's own mode is read further down.)
+    for file_mode, what in (("seqread", "reads"), ("seqwrite", "writes")):
+        ex.append(FileExperiment(f"file_io_{file_mode}", size_mb,
+                                 ["--mode", file_mode, "--depth", 1, "--ops", pick(16, 256, 1024)], [
             Row(f"file 1 MiB sequential {what}", "file_io", "mib_per_sec", "MiB/s", "higher")]))
     # 5e. A signal to its handler (zokio::signal_set against asio::signal_set),
     # and spawn-and-wait of /bin/true (zokio::process against Boost.Process
@@ -706,6 +736,20 @@ def catalogue(mode):
         ex.append(EchoExperiment(f"echo_{conns}x{size}x{inflight}_asio_sockets", conns, size, inflight,
                                  dur, warm, rows, runtimes=("zokio", "asio_epoll"),
                                  programs={"zokio": "zokio_asio"}))
+    # 6a'. The receive loop against async_read_some and async_receive_provided
+    # on the same server (EACH_COLUMNS), one thread, io_uring, beside
+    # asio_epoll.
+    for label, conns, size, inflight, _ in echo_shapes:
+        if size != 64:
+            continue
+        what = f"echo {label}, receive loop"
+        rows = [Row(f"{what}: throughput", "echo_each", "msgs_per_sec", "msg/s", "higher"),
+                Row(f"{what}: p99", "echo_each_latency", "p99_us", "µs"),
+                Row(f"{what}: server CPU", "echo_each_cpu", "server_cpu_us_per_msg", "µs/msg")]
+        ex.append(EchoExperiment(f"echo_{conns}x{size}x{inflight}_each", conns, size, inflight,
+                                 dur, warm, rows,
+                                 runtimes=("zokio", "zokio_provided", "zokio_each", "asio_epoll"),
+                                 server_args=lambda rt: EACH_COLUMNS.get(rt, []), backends=False))
     # 6b. echo on two workers: zokio::thread_pool and asio::thread_pool of 2
     # workers, Tokio multi_thread with 2 workers. The server may use both
     # cores, so it shares core 1 with the load generator: these rows compare
@@ -752,6 +796,15 @@ def catalogue(mode):
         Row("idle memory per connection, receive loop", "idle_memory_each",
             "bytes_per_conn", "bytes/conn")],
         runtimes=("zokio",), name="idle_memory_each", server_args=["--provided", "64", "--each", "1"]))
+    # The same at 100,000 connections (full mode only): the figure must hold
+    # as connections grow. Skipped, with the reason, where the descriptor
+    # limit cannot be raised that far.
+    if mode == "full":
+        ex.append(IdleMemoryExperiment(100_000, [
+            Row("idle memory per connection, receive loop, 100,000 connections",
+                "idle_memory_each", "bytes_per_conn", "bytes/conn")],
+            runtimes=("zokio",), name="idle_memory_each_100k",
+            server_args=["--provided", "64", "--each", "1"]))
     # Echo first, memory-hungry work last: after timer_storm has faulted in and
     # freed a few GB, loopback TCP on this virtual machine runs several times
     # slower for minutes (the host takes the freed pages back and hands them
@@ -844,7 +897,19 @@ def main():
     skipped = {}
     noisy = []
     results = []
+    not_run = {}
     for e in exps:
+        why = e.skip_reason()
+        if why:
+            # Said, not silently left out: the table shows the row as skipped.
+            log(f"[{e.name}] skipped: {why}")
+            not_run[e.name] = why
+            e.raw = {}
+            for r in e.rows:
+                results.append({"index": e.index, "id": r.id, "group": r.group, "scenario": e.scenario,
+                                "experiment": e.name, "metric": r.key, "unit": r.unit,
+                                "better": r.better, "summary": {}, "skipped": why})
+            continue
         rts = [rt for rt in e.runtimes if e.available(paths, rt)]
         for rt in e.runtimes:
             if rt not in rts:
@@ -893,6 +958,7 @@ def main():
                   "median of runs with MAD, min and max",
         "runtimes": RUNTIMES,
         "skipped": {rt: sorted(v) for rt, v in skipped.items()},
+        "not_run": not_run,
         "failures": failures,
         "noisy_runs": noisy,
         "rows": results,

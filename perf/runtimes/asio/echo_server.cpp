@@ -25,6 +25,7 @@
 #include "runtime.hpp"
 
 #include <csignal>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -105,12 +106,15 @@ private:
 };
 
 // The session of --each: one receive loop for the connection's life. A chunk
-// that arrives while the previous one is being written waits in backlog_
-// (writes keep their order); the session deletes itself once the loop has
-// ended and no write is in flight.
+// that arrives while the previous one is being written waits in a backlog
+// (writes keep their order), made only when needed; the session deletes
+// itself once the loop has ended and no write is in flight. Its socket
+// carries the context's own executor (one pointer), so an idle connection
+// is the socket state, the loop and this small object.
+template <class Socket>
 class each_session {
 public:
-  each_session(tcp::socket socket, zokio::provided_buffer_pool& pool)
+  each_session(Socket socket, zokio::provided_buffer_pool& pool)
       : socket_(std::move(socket)), pool_(pool) {}
 
   void start() {
@@ -126,8 +130,9 @@ private:
       if (!writing_) delete this;
       return;
     }
-    if (writing_) return backlog_.push_back(std::move(b));
-    write(std::move(b));
+    if (!writing_) return write(std::move(b));
+    if (!backlog_) backlog_ = std::make_unique<std::deque<zokio::provided_buffer>>();
+    backlog_->push_back(std::move(b));
   }
   void write(zokio::provided_buffer b) {
     writing_ = true;
@@ -137,20 +142,20 @@ private:
                               b.release();
                               writing_ = false;
                               if (ec) {
-                                backlog_.clear();
+                                backlog_.reset();
                                 socket_.close(ec);  // ends the loop
-                              } else if (!backlog_.empty()) {
-                                zokio::provided_buffer next = std::move(backlog_.front());
-                                backlog_.erase(backlog_.begin());
+                              } else if (backlog_ && !backlog_->empty()) {
+                                zokio::provided_buffer next = std::move(backlog_->front());
+                                backlog_->pop_front();
                                 return write(std::move(next));
                               }
                               if (ended_) delete this;
                             });
   }
 
-  tcp::socket socket_;
+  Socket socket_;
   zokio::provided_buffer_pool& pool_;
-  std::vector<zokio::provided_buffer> backlog_;
+  std::unique_ptr<std::deque<zokio::provided_buffer>> backlog_;
   bool writing_ = false;
   bool ended_ = false;
 };
@@ -168,19 +173,36 @@ public:
 #else
     if (provided) throw std::runtime_error("--provided needs zokio's own sockets");
 #endif
+#if defined(PERF_PROVIDED_BUFFERS)
+    if (pool_ && each_) {
+      accept_each(ctx.get_executor());
+      return;
+    }
+#endif
     accept();
   }
 
 private:
+#if defined(PERF_PROVIDED_BUFFERS)
+  // --each: sockets made on the context's executor type.
+  template <class Executor>
+  void accept_each(Executor ex) {
+    acceptor_.async_accept(ex, [this, ex](boost::system::error_code ec, auto socket) {
+      if (ec == perf::asio::error::operation_aborted) return;
+      if (!ec) {
+        socket.set_option(tcp::no_delay(true), ec);
+        (new each_session<decltype(socket)>(std::move(socket), *pool_))->start();
+      }
+      accept_each(ex);
+    });
+  }
+#endif
+
   void accept() {
     acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
       if (!ec) {
         socket.set_option(tcp::no_delay(true), ec);
 #if defined(PERF_PROVIDED_BUFFERS)
-        if (pool_ && each_) {
-          (new each_session(std::move(socket), *pool_))->start();
-          return accept();
-        }
         if (pool_) {
           std::make_shared<provided_session>(std::move(socket), *pool_)->start();
           return accept();

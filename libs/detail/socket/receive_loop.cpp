@@ -20,10 +20,16 @@ namespace detail {
 
 namespace {
 
-constexpr std::uint32_t nil_id = 0xffffffffu;
-
 // final_ for an orderly end of stream (no errno means it).
 constexpr int end_of_stream = -1;
+
+// A pool id as a loop's list of pending chunks keeps it: pools hold at most
+// 32768 buffers, and the pool's nil (all ones) becomes the list's
+// (receive_loop_base::nil_pending).
+std::uint16_t pending_id(std::uint32_t id) noexcept
+{
+  return static_cast<std::uint16_t>(id);
+}
 
 boost::system::error_code code_for(int final) noexcept
 {
@@ -203,12 +209,12 @@ void receive_loop_base::step(scheduler& s)
     if (final_ == 0)
       final_ = ECANCELED;
   }
-  if (pend_head_ != nil_id)
+  if (pend_head_ != nil_pending)
   {
     const std::uint32_t id = pend_head_;
-    pend_head_ = pool_.pending_next(id);
-    if (pend_head_ == nil_id)
-      pend_tail_ = nil_id;
+    pend_head_ = pending_id(pool_.pending_next(id));
+    if (pend_head_ == nil_pending)
+      pend_tail_ = nil_pending;
     const std::uint32_t length = pool_.pending_length(id);
     st->lock_.unlock();
     provided_buffer b = pool_.make_buffer(id, length);
@@ -339,11 +345,11 @@ void receive_loop_base::on_ring_cqe(receive_loop_base* l, runner& r, int res, un
   if (res > 0 && has_buffer)
   {
     l->pool_.set_pending(id, static_cast<std::uint32_t>(res));
-    if (l->pend_tail_ == nil_id)
-      l->pend_head_ = id;
+    if (l->pend_tail_ == nil_pending)
+      l->pend_head_ = pending_id(id);
     else
       l->pool_.link_pending(l->pend_tail_, id);
-    l->pend_tail_ = id;
+    l->pend_tail_ = pending_id(id);
   }
   else
   {
@@ -356,7 +362,7 @@ void receive_loop_base::on_ring_cqe(receive_loop_base* l, runner& r, int res, un
         ;  // the kernel's ring ran dry: see park below
 
       else if (res < 0)
-        l->final_ = -res;
+        l->final_ = static_cast<std::int16_t>(-res);
     }
   }
   // A request ended by the kernel without a reason to end the loop (an
@@ -369,8 +375,8 @@ void receive_loop_base::on_ring_cqe(receive_loop_base* l, runner& r, int res, un
   // the request again anyway): it waits for a buffer. Buffers released on
   // other threads have just been put back (refilled): armed again at once.
   const bool park = res == -ENOBUFS && !more && !refilled && l->final_ == 0
-    && l->pend_head_ == nil_id && !l->queued_;
-  const bool run = !park && !l->queued_ && (l->pend_head_ != nil_id || !l->armed_);
+    && l->pend_head_ == nil_pending && !l->queued_;
+  const bool run = !park && !l->queued_ && (l->pend_head_ != nil_pending || !l->armed_);
   if (park)
     l->parked_ = true;
   if (run || park)
@@ -491,7 +497,7 @@ void receive_loop_base::arm_chain(socket_state* st) noexcept
 
 void receive_loop_base::end_later(scheduler& s, int err) noexcept
 {
-  final_ = err;
+  final_ = static_cast<std::int16_t>(err);
   queued_ = true;
   queue(s, nullptr);
 }
@@ -505,7 +511,7 @@ void receive_loop_base::after_chunk(scheduler& s) noexcept
   st->lock_.lock();
   if (mode_ == mode_type::multishot)
   {
-    const bool deliver = pend_head_ != nil_id || (final_ != 0 && !armed_);
+    const bool deliver = pend_head_ != nil_pending || (final_ != 0 && !armed_);
     const bool to_cancel = stop_ && armed_ && !cancel_sent_;
     const bool to_arm = !armed_ && !parked_ && final_ == 0;
     if (deliver || to_cancel || (to_arm && (stop_ || s.this_thread_runner() != home())))

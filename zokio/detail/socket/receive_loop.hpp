@@ -68,6 +68,7 @@
 #include <boost/asio/post.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <optional>
 #include <type_traits>
@@ -173,6 +174,8 @@ private:
 
   enum class mode_type : unsigned char { undecided, chain, multishot };
 
+  static constexpr std::uint16_t nil_pending = 0xffff;
+
   // The loop as a queued operation: its next step (deliver a chunk, end,
   // start, arm or cancel the request). owner null: shutdown.
   static void do_run(scheduler* owner, operation* base);
@@ -234,16 +237,20 @@ private:
   // The runner whose ring holds the multishot request: the pool's home.
   runner* home() const noexcept { return pool_.route(nullptr); }
 
+  // Packed to 80 bytes (with the operation's 16): a loop with a
+  // pointer-sized handler is 88, one 96-byte block of malloc's.
   deliver_func deliver_;
   provided_buffer_pool& pool_;
   socket_state* const state_;        // the socket's (states outlive their sockets)
   step_op* step_ = nullptr;          // chain: the receive's storage (allocated once)
   receive_loop_base* wait_next_ = nullptr; // the pool's waiting list (its mutex)
   int flags_;                        // the receive's message flags
-  int final_ = 0;                    // lock: the errno that ends the loop, or 0
   std::uint32_t epoch_ = 0;          // the pool's returns() when the request was made
-  std::uint32_t pend_head_ = 0xffffffffu; // lock: chunks received, not delivered (pool ids)
-  std::uint32_t pend_tail_ = 0xffffffffu;
+  std::int16_t final_ = 0;           // lock: the errno that ends the loop (or end_of_stream), or 0
+  // lock: chunks received, not delivered: a list of pool ids through the
+  // pool's records (a pool holds at most 32768 buffers; nil_pending ends it).
+  std::uint16_t pend_head_ = nil_pending;
+  std::uint16_t pend_tail_ = nil_pending;
   mode_type mode_ = mode_type::undecided;
   bool stop_ = false;                // lock: cancelled (mark_stop)
   bool armed_ = false;               // lock: the multishot request is in home_'s ring
@@ -252,6 +259,29 @@ private:
   bool cancel_sent_ = false;         // home thread: the request has been asked to stop
   bool step_live_ = false;           // chain: step_ holds a constructed step_op
 };
+
+// The memory of a loop: the handler's associated allocator, and for the
+// default one plain operator new. Not the recycling allocator of the
+// operations (handler_alloc.hpp): a loop lives as long as its connection,
+// so a per-thread cache of freed blocks gains nothing, and its size tag
+// (one byte after the object, rounded up to 16) would make an 88-byte loop
+// a 112-byte allocation.
+template <typename Alloc>
+struct loop_allocator
+{
+  using type = Alloc;
+  static type get(const Alloc& a) noexcept { return a; }
+};
+
+template <typename T>
+struct loop_allocator<std::allocator<T>>
+{
+  using type = std::allocator<void>;
+  static type get(const std::allocator<T>&) noexcept { return type(); }
+};
+
+template <typename Alloc>
+using loop_allocator_t = typename loop_allocator<Alloc>::type;
 
 // Installed in the handler's cancellation slot: ends the loop whose address
 // is key if the socket still runs it. It names the socket's state (never
@@ -280,7 +310,7 @@ template <typename Handler, typename IoExecutor, bool Tracked = false>
 class receive_loop final : public receive_loop_base
 {
 public:
-  using allocator_type = op_allocator_t<boost::asio::associated_allocator_t<Handler>>;
+  using allocator_type = loop_allocator_t<boost::asio::associated_allocator_t<Handler>>;
   using executor_type = boost::asio::associated_executor_t<Handler, IoExecutor>;
 
   // Allocates the loop with the handler's allocator and begins it.
@@ -304,7 +334,7 @@ public:
   static void create(socket_state& st, provided_buffer_pool& pool, int flags, Handler& handler,
       const executor_type& ex)
   {
-    allocator_type alloc = op_allocator<boost::asio::associated_allocator_t<Handler>>::get(
+    allocator_type alloc = loop_allocator<boost::asio::associated_allocator_t<Handler>>::get(
         boost::asio::get_associated_allocator(handler));
     op_ptr<receive_loop, allocator_type> p(alloc);
     receive_loop* l = p.construct(st, pool, flags, std::move(handler), ex);
@@ -409,7 +439,7 @@ private:
     if (slot.is_connected())
       slot.clear();
     scheduler& s = receive_loop_base::owner();
-    allocator_type alloc = op_allocator<boost::asio::associated_allocator_t<Handler>>::get(
+    allocator_type alloc = loop_allocator<boost::asio::associated_allocator_t<Handler>>::get(
         boost::asio::get_associated_allocator(handler_));
     op_ptr<receive_loop, allocator_type> p(alloc, this);
     Handler handler(std::move(handler_));

@@ -266,6 +266,37 @@ BOOST_AUTO_TEST_CASE(an_io_context_destroyed_on_a_thread_that_ran_it)
   check_after(before, peers, started);
 }
 
+// The same, the context going on on a thread that already has a runner of
+// its own (the one that made the context): it takes the departed thread's
+// runner over never, so the read must leave that runner with its thread
+// (made again on the runner of whoever runs the context next).
+BOOST_AUTO_TEST_CASE(a_read_outlives_its_thread_on_a_thread_with_a_runner)
+{
+  reset_counts();
+  zokio::io_context ctx;
+  int sv[2];
+  BOOST_TEST_REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  zokio::posix::stream_descriptor d(ctx, sv[0]);
+  std::array<char, 16> buf{};
+  int got = -1;
+  error_code read_ec;
+  std::thread first([&] {
+    d.async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t n) {
+      read_ec = ec;
+      got = int(n);
+    });
+    ctx.run_for(50ms);  // the read waits in this thread's ring or poller
+  });
+  first.join();
+  BOOST_TEST(::write(sv[1], "hello", 5) == 5);
+  ctx.restart();
+  ctx.run_for(2s);  // returns when the read has completed (no other work)
+  BOOST_TEST(!read_ec, read_ec.message());
+  BOOST_TEST(got == 5);
+  BOOST_TEST(std::string(buf.data(), 5) == "hello");
+  ::close(sv[1]);
+}
+
 // A read started on a thread that then leaves the context and exits, while
 // another thread goes on running it: the read completes when data comes.
 BOOST_AUTO_TEST_CASE(a_read_outlives_the_thread_that_started_it)

@@ -127,10 +127,9 @@ inline bool retire(runner& r, op_queue& out) noexcept
 }
 
 // After retire, when the owner leaves for good: the io_uring driver's
-// requests are cancelled and reaped into out (uring::driver::evacuate).
-// True if the driver holds no operation now. The readiness drivers keep
-// their waiting operations (nothing of theirs is in a kernel's hands; they
-// go with the runner to the thread that takes it over): false.
+// requests are cancelled and reaped into out (uring::driver::evacuate);
+// the readiness drivers' waiting operations leave as cancelled
+// (readiness::driver::evacuate). True if the driver holds no operation now.
 inline bool evacuate(runner& r, op_queue& out) noexcept
 {
   return with(r, [&out](auto& d) -> bool {

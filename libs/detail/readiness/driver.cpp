@@ -641,6 +641,40 @@ void driver<Poller>::forked(io_operation* const* steps, std::size_t n, op_queue&
 }
 
 template <typename Poller>
+std::size_t driver<Poller>::evacuate(op_queue& out) noexcept
+{
+  try
+  {
+    submit();  // cancels among them find their targets
+  }
+  catch (...)
+  {
+    // (issue reports its own failures in the operations; nothing else is
+    // expected to throw.) What is still pending stays, counted below.
+  }
+  for (fd_slot& s : slots_)
+    for (op_queue& q : s.ops)
+    {
+      op_queue internal;
+      while (operation* o = q.pop())
+      {
+        auto* op = static_cast<io_operation*>(o);
+        if (op->internal_)
+        {
+          internal.push(op);
+          continue;
+        }
+        --waiting_;
+        op->result_ = -ECANCELED;
+        complete(op);
+      }
+      q.push(internal);
+    }
+  reap(out);  // (internal steps done go to internal_ready_, as io_uring's evacuate does)
+  return waiting_ + pending_count_ + offloaded_;
+}
+
+template <typename Poller>
 void driver<Poller>::retry_all_waiting() noexcept
 {
   // Every waiting operation tries again, as if its descriptor were ready

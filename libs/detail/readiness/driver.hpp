@@ -168,6 +168,18 @@ public:
   // Nothing lasts here beyond its operation: nothing to end.
   bool retire(op_queue&) noexcept { return true; }
 
+  // The owner thread leaves for good (drv::evacuate, after retire). Nothing
+  // here is in a kernel's hands, but nobody would poll this instance again
+  // until a thread without a runner of its own took the runner over, which
+  // may never come. So what was started is performed, and every operation
+  // still waiting leaves to out with -ECANCELED, as io_uring's cancelled
+  // requests do: a socket operation nobody cancelled is made again by the
+  // next thread that runs the context (socket_op::migrate), the others
+  // complete as cancelled; completed ones go too. Internal steps (none
+  // after the idle hooks' retire_this_thread) and calls on the blocking
+  // pool (they come back here) stay: returns their count.
+  std::size_t evacuate(op_queue& out) noexcept;
+
   // Destroys every operation the driver holds (shutdown; any thread, none
   // running the context).
   void destroy_all() noexcept;

@@ -2,7 +2,7 @@
 //
 //   perf_loadgen --port P [--host 127.0.0.1] --conns C --size S --inflight K
 //                --duration SEC --warmup SEC [--server-pid PID]
-//   perf_loadgen --port P --idle N [--hold-ms MS]
+//   perf_loadgen --port P --idle N [--hold-ms MS] [--per-source K]
 //   perf_loadgen --port P --churn K --duration SEC --warmup SEC [--server-pid PID]
 //
 // Load mode. C connections each keep K messages of S bytes in flight
@@ -24,6 +24,8 @@
 //
 // Idle mode (for idle_memory): opens N connections, echoes one 16-byte message
 // on each, prints {"ready":true,...} and holds them open for MS milliseconds.
+// More than K connections (default 20,000) come from several loopback source
+// addresses, K from each, so that N may exceed one address's ephemeral ports.
 //
 // Churn mode (for accept_churn): K connections at a time each connect, echo
 // one 16-byte message (verified), and close with an RST (SO_LINGER 0: no
@@ -205,12 +207,13 @@ int idle_mode(const perf::options& o) {
   // In groups, so that one round trip serves many connections, and small
   // enough for the server's accept backlog.
   constexpr std::size_t group = 256;
-  constexpr std::size_t per_source = 20000;
+  const auto per_source = std::size_t(std::max<std::int64_t>(1, o.num("per-source", 20000)));
   constexpr std::uint32_t loopback_source = 0x7f000001;  // 127.0.0.1
   for (std::size_t first = 0; first < n; first += group) {
     const std::size_t last = std::min(n, first + group);
-    // Past 20,000 connections, each further 20,000 come from the next
-    // loopback source address (127.0.0.2, 127.0.0.3...).
+    // Past --per-source connections (20,000), each further group of that
+    // many comes from the next loopback source address (127.0.0.2,
+    // 127.0.0.3...).
     for (std::size_t i = first; i < last; ++i)
       fds.push_back(connect_to(host, port, n > per_source ? loopback_source + std::uint32_t(i / per_source) : 0));
     for (std::size_t i = first; i < last; ++i) {

@@ -223,7 +223,7 @@ bool provided_buffer_pool::park(detail::receive_loop_base* l, std::uint32_t epoc
 {
   {
     std::lock_guard<std::mutex> lock(wait_mutex_);
-    detail::receive_loop_base::wait_next(l) = waiters_;
+    detail::receive_loop_base::set_wait_next(l, waiters_);
     waiters_ = l;
     waiting_.store(true, std::memory_order_seq_cst);
   }
@@ -237,11 +237,16 @@ bool provided_buffer_pool::park(detail::receive_loop_base* l, std::uint32_t epoc
 bool provided_buffer_pool::unpark(detail::receive_loop_base* l) noexcept
 {
   std::lock_guard<std::mutex> lock(wait_mutex_);
-  for (detail::receive_loop_base** p = &waiters_; *p; p = &detail::receive_loop_base::wait_next(*p))
+  using loop = detail::receive_loop_base;
+  loop* prev = nullptr;
+  for (loop* p = waiters_; p; prev = p, p = loop::wait_next(p))
   {
-    if (*p == l)
+    if (p == l)
     {
-      *p = detail::receive_loop_base::wait_next(l);
+      if (prev)
+        loop::set_wait_next(prev, loop::wait_next(l));
+      else
+        waiters_ = loop::wait_next(l);
       if (waiters_ == nullptr)
         waiting_.store(false, std::memory_order_seq_cst);
       return true;

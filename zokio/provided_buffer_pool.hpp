@@ -307,7 +307,8 @@ private:
   // Per buffer: the length of a pending chunk (see set_pending).
   std::uint32_t* lengths_ = nullptr;
 
-  // Waiting receive loops (park), linked through their wait_next_, under
+  // Waiting receive loops (park), linked through their queue link
+  // (receive_loop_base::wait_next), under
   // wait_mutex_. waiting_ says the list may be non-empty, so that give_back
   // looks at it only then; with returns_, a Dekker pair: a loop sets
   // waiting_ then reads returns_, give_back bumps returns_ then reads

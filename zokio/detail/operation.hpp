@@ -48,6 +48,7 @@ protected:
 private:
   friend class op_queue;
   friend class inject_queue;
+  friend class receive_loop_base;  // next_ links a loop waiting for a buffer (receive_loop.hpp)
 
   operation* next_ = nullptr;
   func_type func_;

@@ -434,6 +434,11 @@ bool receive_loop_base::mark_stop() noexcept
 
 void receive_loop_base::dispatch_stop() noexcept
 {
+  // A loop waiting for a buffer leaves the pool's list before it is queued:
+  // the list's link is the queue's (wait_next). (mark_stop took its turn,
+  // so it cannot go on the list again meanwhile; a resume that took it off
+  // first found the turn taken and left the queueing to us.)
+  pool_.unpark(this);
   queue(owner(), home());
 }
 

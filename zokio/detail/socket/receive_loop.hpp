@@ -129,9 +129,19 @@ public:
   void mark_forked() noexcept { armed_ = false; final_ = ECANCELED; }
   void forked_end(runner& r) noexcept;
 
-  // provided_buffer_pool's waiting list (park): the link, and the resume
-  // of a listed loop when a buffer comes back (under the list's mutex).
-  static receive_loop_base*& wait_next(receive_loop_base* l) noexcept { return l->wait_next_; }
+  // provided_buffer_pool's waiting list (park), under the list's mutex:
+  // the link, and the resume of a listed loop when a buffer comes back.
+  // The link is the operation's queue link (operation::next_): a loop on
+  // the list is in no queue (it holds its own turn, queued_, and whoever
+  // queues it takes it off the list first: dispatch_stop, resume).
+  static receive_loop_base* wait_next(receive_loop_base* l) noexcept
+  {
+    return static_cast<receive_loop_base*>(l->next_);
+  }
+  static void set_wait_next(receive_loop_base* l, receive_loop_base* next) noexcept
+  {
+    l->next_ = next;
+  }
   static void resume(receive_loop_base* l) noexcept;
 
 protected:
@@ -144,7 +154,8 @@ protected:
 
   receive_loop_base(deliver_func deliver, socket_state& st, provided_buffer_pool& pool,
       int flags) noexcept
-    : operation(&do_run), deliver_(deliver), pool_(pool), state_(&st), flags_(flags)
+    : operation(&do_run), deliver_(deliver), pool_(pool), state_(&st),
+      flags_(static_cast<std::uint16_t>(flags))
   {
   }
 
@@ -237,27 +248,29 @@ private:
   // The runner whose ring holds the multishot request: the pool's home.
   runner* home() const noexcept { return pool_.route(nullptr); }
 
-  // Packed to 80 bytes (with the operation's 16): a loop with a
-  // pointer-sized handler is 88, one 96-byte block of malloc's.
+  // Packed to 64 bytes (with the operation's 16): a loop with a
+  // pointer-sized handler is 72, one 80-byte block of malloc's.
   deliver_func deliver_;
   provided_buffer_pool& pool_;
   socket_state* const state_;        // the socket's (states outlive their sockets)
   step_op* step_ = nullptr;          // chain: the receive's storage (allocated once)
-  receive_loop_base* wait_next_ = nullptr; // the pool's waiting list (its mutex)
-  int flags_;                        // the receive's message flags
   std::uint32_t epoch_ = 0;          // the pool's returns() when the request was made
   std::int16_t final_ = 0;           // lock: the errno that ends the loop (or end_of_stream), or 0
+  std::uint16_t flags_;              // the receive's message flags (start checks they fit)
   // lock: chunks received, not delivered: a list of pool ids through the
   // pool's records (a pool holds at most 32768 buffers; nil_pending ends it).
   std::uint16_t pend_head_ = nil_pending;
   std::uint16_t pend_tail_ = nil_pending;
   mode_type mode_ = mode_type::undecided;
-  bool stop_ = false;                // lock: cancelled (mark_stop)
-  bool armed_ = false;               // lock: the multishot request is in home_'s ring
-  bool parked_ = false;              // lock: on the pool's waiting list (or going there)
-  bool queued_ = false;              // lock: the loop is queued or being run
   bool cancel_sent_ = false;         // home thread: the request has been asked to stop
   bool step_live_ = false;           // chain: step_ holds a constructed step_op
+  // lock: one byte for the four flags that are only ever read or written
+  // under the socket's lock (a bit-field is one memory location: a flag
+  // touched without that lock could not be among them).
+  bool stop_ : 1 = false;            // lock: cancelled (mark_stop)
+  bool armed_ : 1 = false;           // lock: the multishot request is in the home runner's ring
+  bool parked_ : 1 = false;          // lock: on the pool's waiting list (or going there)
+  bool queued_ : 1 = false;          // lock: the loop is queued or being run
 };
 
 // The memory of a loop: the handler's associated allocator, and for the
@@ -318,12 +331,16 @@ public:
       Handler& handler, const IoExecutor& io_ex)
   {
     executor_type ex = boost::asio::get_associated_executor(handler, io_ex);
-    if (st == nullptr)
+    if (st == nullptr || flags < 0 || flags > 0xffff)
     {
-      // A closed socket: the one call, as if posted, with no loop made.
+      // A closed socket, or flags that are no message flags of a receive
+      // (Asio's all fit in 16 bits): the one call, as if posted, with no
+      // loop made.
       boost::asio::post(ex, boost::asio::detail::move_binder2<Handler,
           boost::system::error_code, provided_buffer>(0, std::move(handler),
-              boost::asio::error::bad_descriptor, provided_buffer()));
+              st == nullptr ? boost::asio::error::bad_descriptor
+                            : boost::asio::error::invalid_argument,
+              provided_buffer()));
       return;
     }
     if (scheduler_of(ex) != &s)

@@ -25,7 +25,6 @@
 #include "runtime.hpp"
 
 #include <csignal>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -105,9 +104,11 @@ private:
   zokio::provided_buffer_pool& pool_;
 };
 
-// The session of --each: one receive loop for the connection's life. A chunk
-// that arrives while the previous one is being written waits in a backlog
-// (writes keep their order), made only when needed; the session deletes
+// The session of --each: one receive loop for the connection's life. Chunks
+// that arrive while a write is in flight wait in a backlog and leave
+// together in the next write (one gathered async_write: the loop receives
+// ahead, so with several messages in flight several chunks wait); the
+// backlog is made the first time it is needed and kept. The session deletes
 // itself once the loop has ended and no write is in flight. Its socket
 // carries the context's own executor (one pointer), so an idle connection
 // is the socket state, the loop and this small object.
@@ -124,38 +125,56 @@ public:
   }
 
 private:
+  struct backlog {
+    std::vector<zokio::provided_buffer> waiting;  // arrived during the write
+    std::vector<zokio::provided_buffer> sending;  // in the gathered write
+    std::vector<boost::asio::const_buffer> sequence;
+  };
+
   void on_chunk(boost::system::error_code ec, zokio::provided_buffer b) {
     if (ec) {
       ended_ = true;
       if (!writing_) delete this;
       return;
     }
-    if (!writing_) return write(std::move(b));
-    if (!backlog_) backlog_ = std::make_unique<std::deque<zokio::provided_buffer>>();
-    backlog_->push_back(std::move(b));
+    if (!writing_) return write_one(std::move(b));
+    if (!backlog_) backlog_ = std::make_unique<backlog>();
+    backlog_->waiting.push_back(std::move(b));
   }
-  void write(zokio::provided_buffer b) {
+  void write_one(zokio::provided_buffer b) {
     writing_ = true;
     auto data = b.buffer();
     perf::asio::async_write(socket_, data,
                             [this, b = std::move(b)](boost::system::error_code ec, std::size_t) mutable {
                               b.release();
-                              writing_ = false;
-                              if (ec) {
-                                backlog_.reset();
-                                socket_.close(ec);  // ends the loop
-                              } else if (backlog_ && !backlog_->empty()) {
-                                zokio::provided_buffer next = std::move(backlog_->front());
-                                backlog_->pop_front();
-                                return write(std::move(next));
-                              }
-                              if (ended_) delete this;
+                              written(ec);
                             });
+  }
+  void write_backlog() {
+    writing_ = true;
+    backlog& q = *backlog_;
+    q.sending.swap(q.waiting);
+    q.sequence.clear();
+    for (auto& b : q.sending) q.sequence.push_back(b.buffer());
+    perf::asio::async_write(socket_, q.sequence, [this](boost::system::error_code ec, std::size_t) {
+      backlog_->sending.clear();  // the buffers go back to the pool
+      written(ec);
+    });
+  }
+  void written(boost::system::error_code ec) {
+    writing_ = false;
+    if (ec) {
+      backlog_.reset();
+      socket_.close(ec);  // ends the loop
+    } else if (backlog_ && !backlog_->waiting.empty()) {
+      return write_backlog();
+    }
+    if (ended_) delete this;
   }
 
   Socket socket_;
   zokio::provided_buffer_pool& pool_;
-  std::unique_ptr<std::deque<zokio::provided_buffer>> backlog_;
+  std::unique_ptr<backlog> backlog_;
   bool writing_ = false;
   bool ended_ = false;
 };
